@@ -1,0 +1,7 @@
+"""`python -m attend` is the `attend` command."""
+
+import sys
+
+from attend.cli import main
+
+sys.exit(main())

@@ -1,0 +1,237 @@
+"""Model folders: safetensors weights, YAML config, JSON vocabularies, atomic writes, safe loads.
+
+A model folder holds everything `attend translate` needs and nothing that runs
+code when loaded:
+
+    config.yaml               the full, validated config
+    vocab.json                source and target token lists
+    tokenizers.json           how text becomes tokens (+ src.spm / tgt.spm for subwords)
+    model.safetensors         the best weights so far (what translate uses)
+    meta.json                 step, validation score, sha256 of model.safetensors
+    checkpoints/step-N/       the last N training states, for --resume
+    train.log, metrics.jsonl  what happened
+
+Every file is written to a temporary name, fsynced and renamed, so a crash
+leaves either the old file or the new one. Weights carry a checksum, so a
+damaged file is reported instead of loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from attend.config import Config, config_from_dict, config_to_yaml
+from attend.data.tokenizers import Tokenizer, tokenizer_from_state
+from attend.data.vocab import Vocab
+from attend.errors import AttendError
+from attend.models import Seq2Seq, build_model
+
+WEIGHTS, META, CONFIG, VOCAB, TOKENIZERS = "model.safetensors", "meta.json", "config.yaml", "vocab.json", "tokenizers.json"
+TRAINER_STATE = "trainer.pt"
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write `data` to `path` so that readers see the old or the new file, never half of one."""
+    path = Path(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, with what turns text into its inputs and back."""
+
+    config: Config
+    model: Seq2Seq
+    src_tokenizer: Tokenizer
+    tgt_tokenizer: Tokenizer
+    src_vocab: Vocab
+    tgt_vocab: Vocab
+    meta: dict
+    path: Path | None = None
+
+
+def weights_bytes(model: Seq2Seq) -> bytes:
+    """safetensors bytes of the state dict; tied tensors are stored once and named as aliases."""
+    tensors, aliases, seen = {}, {}, {}
+    for name, tensor in model.state_dict().items():
+        key = (tensor.data_ptr(), tensor.shape, tensor.dtype)
+        if key in seen:
+            aliases[name] = seen[key]
+            continue
+        seen[key] = name
+        tensors[name] = tensor.detach().cpu().contiguous()
+    return save_safetensors(tensors, metadata={"aliases": json.dumps(aliases)})
+
+
+def load_weights(model: Seq2Seq, path: Path, expected_sha256: str | None = None) -> None:
+    """Fill `model` from a safetensors file, checking its checksum and every tensor name and shape."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise AttendError(f"{path}: weights file is missing; the model folder is incomplete") from None
+    if expected_sha256 and hashlib.sha256(raw).hexdigest() != expected_sha256:
+        raise AttendError(f"{path}: checksum mismatch, the file is corrupt or was changed; retrain or restore it")
+    try:
+        tensors = load_safetensors(raw)
+        with open(path, "rb") as f:  # the header holds the alias table
+            header_len = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(header_len))
+        aliases = json.loads(header.get("__metadata__", {}).get("aliases", "{}"))
+    except (SafetensorError, ValueError, json.JSONDecodeError) as e:
+        raise AttendError(f"{path}: not a valid safetensors file ({str(e).splitlines()[0]}); retrain or restore it") from None
+    for alias, source in aliases.items():
+        if source in tensors:
+            tensors[alias] = tensors[source]
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        detail = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise AttendError(f"{path}: weights do not fit the model in config.yaml ({detail})") from None
+
+
+def save_static(folder: Path, config: Config, src_tok, tgt_tok, src_vocab: Vocab, tgt_vocab: Vocab) -> None:
+    """What does not change during training: config, vocabularies, tokenizers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / CONFIG, config_to_yaml(config))
+    atomic_write(folder / VOCAB, json.dumps({"src": src_vocab.to_list(), "tgt": tgt_vocab.to_list()}, ensure_ascii=False))
+    atomic_write(folder / TOKENIZERS, json.dumps({"src": src_tok.state(), "tgt": tgt_tok.state()}))
+    for side, tok in (("src", src_tok), ("tgt", tgt_tok)):
+        if tok.kind == "subword":
+            atomic_write(folder / f"{side}.spm", tok.model_bytes)
+
+
+def save_weights(folder: Path, model: Seq2Seq, meta: dict) -> None:
+    """model.safetensors and meta.json (with the weights' sha256), each written atomically."""
+    raw = weights_bytes(model)
+    atomic_write(folder / WEIGHTS, raw)
+    atomic_write(folder / META, json.dumps({**meta, "sha256": hashlib.sha256(raw).hexdigest()}, indent=1))
+
+
+def save_training_state(folder: Path, model: Seq2Seq, meta: dict, trainer_state: dict, keep_last: int) -> Path:
+    """A resumable checkpoint under checkpoints/step-N, built aside and renamed into place."""
+    root = folder / "checkpoints"
+    root.mkdir(exist_ok=True)
+    final = root / f"step-{meta['step']:08d}"
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))
+    try:
+        save_weights(staging, model, meta)
+        buffer = _torch_bytes(trainer_state)
+        atomic_write(staging / TRAINER_STATE, buffer)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for old in sorted(root.glob("step-*"))[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _torch_bytes(obj) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def latest_checkpoint(folder: Path) -> Path:
+    found = sorted((Path(folder) / "checkpoints").glob("step-*"))
+    if not found:
+        raise AttendError(f"{folder}: no checkpoints/step-* to resume from; train into it first")
+    return found[-1]
+
+
+def load_trainer_state(checkpoint: Path) -> dict:
+    """The optimizer/scheduler/RNG state, loaded without unpickling arbitrary objects."""
+    path = checkpoint / TRAINER_STATE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise AttendError(f"{path}: missing; this checkpoint cannot be resumed") from None
+    except Exception as e:  # torch raises many types for damaged or unsafe files
+        raise AttendError(f"{path}: cannot be loaded safely ({str(e).splitlines()[0][:120]})") from None
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AttendError(f"{path}: missing; the model folder is incomplete") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AttendError(f"{path}: corrupt JSON ({e}); retrain or restore the model folder") from None
+
+
+def load_folder_config(folder: Path) -> Config:
+    path = folder / CONFIG
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AttendError(f"{path}: missing; is {folder} a model folder written by attend train?") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise AttendError(f"{path}: corrupt ({str(e).splitlines()[0]})") from None
+    return config_from_dict(raw, str(path))
+
+
+def load_model(folder: str | Path, weights_from: Path | None = None) -> LoadedModel:
+    """A model folder (or, with `weights_from`, one of its checkpoints) ready for inference."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AttendError(f"{folder}: model folder not found; train one with 'attend train' or 'attend quickstart'")
+    config = load_folder_config(folder)
+    vocab = read_json(folder / VOCAB)
+    tokenizers = read_json(folder / TOKENIZERS)
+    try:
+        src_vocab, tgt_vocab = Vocab(vocab["src"]), Vocab(vocab["tgt"])
+        toks = []
+        for side in ("src", "tgt"):
+            spm = folder / f"{side}.spm"
+            toks.append(tokenizer_from_state(tokenizers[side], spm.read_bytes() if spm.exists() else None))
+    except (KeyError, TypeError) as e:
+        raise AttendError(f"{folder}: vocab.json or tokenizers.json lacks {e}; the model folder is damaged") from None
+    source = weights_from or folder
+    meta = read_json(source / META)
+    model = build_model(config.model, len(src_vocab), len(tgt_vocab))
+    load_weights(model, source / WEIGHTS, meta.get("sha256"))
+    model.eval()
+    return LoadedModel(config, model, toks[0], toks[1], src_vocab, tgt_vocab, meta, folder)

@@ -1,0 +1,231 @@
+"""The `attend` command: parses arguments and calls the library, nothing more.
+
+Errors a user can fix arrive as AttendError and are printed as one line with a
+non-zero exit; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from attend.errors import AttendError
+
+EXIT_USAGE, EXIT_ERROR = 2, 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.run(args) or 0
+    except AttendError as e:
+        if args.debug:
+            raise
+        print(f"attend: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("attend: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="attend", description="Train, run and inspect sequence-to-sequence models.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = commands.add_parser("quickstart", help="train the default G2P model on CMUdict and score it",
+                            description="Train the built-in English grapheme-to-phoneme model on CMUdict (no "
+                                        "download), report WER/PER on the standard test words, show predictions.")
+    p.add_argument("--out", default="attend-g2p", help="model folder to create (default: attend-g2p)")
+    p.add_argument("--minutes", type=float, default=None, help="training time budget (default: the recipe's, 7.5)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_quickstart)
+
+    p = commands.add_parser("train", help="train a model from a YAML config",
+                            description="Train a model from a YAML config into a new model folder, or resume one.")
+    p.add_argument("config", nargs="?", help="YAML config (see configs/)")
+    p.add_argument("--out", help="model folder to create (default: runs/CONFIG_NAME)")
+    p.add_argument("--resume", metavar="DIR", help="continue training this model folder from its last checkpoint")
+    p.add_argument("--max-steps", type=int, help="with --resume: raise the step budget")
+    p.add_argument("--max-minutes", type=float, help="with --resume: a new time budget for this run")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_train)
+
+    p = commands.add_parser("translate", help="run a model on text (arguments, --input file, or stdin)",
+                            description="One output line per input line. Inputs come from the arguments, from "
+                                        "--input, or from standard input.")
+    p.add_argument("text", nargs="*", help="inputs; each argument is one line")
+    add_model_args(p)
+    p.add_argument("--input", "-i", help="read inputs from this file (plain or .gz)")
+    p.add_argument("--output", "-o", help="write outputs here instead of standard output")
+    p.add_argument("--nbest", type=int, default=1, help="outputs per input; prints INDEX<TAB>SCORE<TAB>TEXT lines")
+    p.add_argument("--sample", action="store_true", help="sample instead of searching")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (0: all)")
+    p.add_argument("--top-p", type=float, default=1.0, help="sample from the smallest set with this probability mass")
+    p.add_argument("--seed", type=int, help="seed for sampling")
+    p.set_defaults(run=cmd_translate)
+
+    p = commands.add_parser("evaluate", help="score a model on a test set and print the metrics table",
+                            description="Decode --src and score against --ref (repeat --ref for several references), "
+                                        "or against a pronunciation lexicon (WORD  PH PH ... lines) with --lexicon.")
+    add_model_args(p)
+    p.add_argument("--src", help="source file, one input per line")
+    p.add_argument("--ref", action="append", help="reference file aligned with --src (may be repeated)")
+    p.add_argument("--lexicon", help="test lexicon: 'WORD  PH PH' lines, several lines per word allowed")
+    p.add_argument("--output", "-o", help="also write the outputs to this file")
+    p.set_defaults(run=cmd_evaluate)
+
+    p = commands.add_parser("info", help="describe a model folder", description="Print what a model folder holds.")
+    p.add_argument("--model", "-m", required=True, help="model folder")
+    p.set_defaults(run=cmd_info)
+    return parser
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", required=True, help="model folder written by attend train or quickstart")
+    p.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    p.add_argument("--alpha", type=float, default=0.0, help="beam length penalty, GNMT style (0: none)")
+    p.add_argument("--batch-size", type=int, default=64, help="sentences decoded together")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+# ----- commands ---------------------------------------------------------------------------------------
+def cmd_quickstart(args) -> int:
+    from attend.quickstart import run
+
+    run(Path(args.out), minutes=args.minutes, progress=not args.quiet)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from attend import train
+
+    if args.resume:
+        if args.config:
+            raise AttendError("give either a CONFIG to start a run or --resume DIR to continue one, not both")
+        summary = train.resume(args.resume, not args.quiet, args.max_steps, args.max_minutes)
+        folder = args.resume
+    else:
+        if not args.config:
+            raise AttendError("attend train needs a CONFIG.yaml (or --resume DIR); see configs/ for examples")
+        from attend.config import load_config
+
+        config = load_config(args.config)
+        folder = args.out or str(Path("runs") / Path(args.config).stem)
+        summary = train.train(config, folder, progress=not args.quiet)
+    print(f"stopped at step {summary['step']} ({summary['stop_reason']}) after {summary['minutes']:.1f} min; "
+          f"best validation {summary['metric']} {summary['best']:.2f}; model in {folder}")
+    return 0
+
+
+def cmd_translate(args) -> int:
+    from attend.inference import Translator
+
+    lines, source = read_inputs(args)
+    translator = Translator(load(args.model), search_options(args), args.batch_size)
+    results = translator.translate(lines, source, progress=not args.quiet and len(lines) > 1000)
+    if args.nbest > 1 and not args.sample:
+        text = "".join(f"{i}\t{o.score:.4f}\t{o.text}\n" for i, outs in enumerate(results) for o in outs)
+    else:
+        text = "".join(outs[0].text + "\n" for outs in results)
+    write_output(text, args.output)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from attend.data.corpus import read_lines
+    from attend.evaluate import format_table, score
+    from attend.inference import Translator
+
+    if args.lexicon:
+        from attend.recipes import group_references
+        from attend.recipes.g2p_cmudict import read_lexicon
+
+        items = group_references(read_lexicon("\n".join(read_lines(args.lexicon)), args.lexicon))
+        sources, refs = [s for s, _ in items], [r for _, r in items]
+        source = args.lexicon
+    elif args.src and args.ref:
+        sources, source = read_lines(args.src), args.src
+        ref_files = [read_lines(r) for r in args.ref]
+        for name, ref in zip(args.ref, ref_files):
+            if len(ref) != len(sources):
+                raise AttendError(f"{args.src} has {len(sources)} lines but {name} has {len(ref)}; they must be aligned")
+        refs = [list(alts) for alts in zip(*ref_files)]
+    else:
+        raise AttendError("attend evaluate needs --src and --ref, or --lexicon")
+    if not sources:
+        raise AttendError(f"{source}: no inputs to evaluate")
+    loaded = load(args.model)
+    hyps = Translator(loaded, search_options(args), args.batch_size).best(sources, source, progress=not args.quiet)
+    if args.output:
+        write_output("".join(h + "\n" for h in hyps), args.output)
+    print(format_table(score(loaded.config.data.metric, hyps, refs), len(sources)))
+    return 0
+
+
+def cmd_info(args) -> int:
+    from attend.models import count_parameters
+
+    loaded = load(args.model)
+    m, meta = loaded.config.model, loaded.meta
+    family = m.family if m.family == "transformer" else f"{m.family} ({m.cell}, {m.attention if m.family == 'rnn-attention' else 'no'} attention)"
+    print(f"model folder   {args.model}")
+    print(f"family         {family}")
+    print(f"parameters     {count_parameters(loaded.model):,}")
+    print(f"layers         encoder {m.encoder_layers}, decoder {m.decoder_layers}; hidden {m.hidden_size}")
+    print(f"tokenizers     source {loaded.src_tokenizer.kind} ({len(loaded.src_vocab)} types), "
+          f"target {loaded.tgt_tokenizer.kind} ({len(loaded.tgt_vocab)} types)")
+    print(f"data           {loaded.config.data.recipe or loaded.config.data.train_src}")
+    print(f"trained        step {meta.get('step')}, epoch {meta.get('epoch')}")
+    valid = meta.get("valid", {})
+    if valid:
+        print("validation     " + ", ".join(f"{k} {v:.2f}" for k, v in valid.items()))
+    return 0
+
+
+# ----- helpers ------------------------------------------------------------------------------------------
+def load(folder: str):
+    from attend.checkpoint import load_model
+
+    return load_model(folder)
+
+
+def search_options(args):
+    from attend.inference import SearchOptions
+
+    return SearchOptions(beam_size=args.beam, nbest=getattr(args, "nbest", 1), alpha=args.alpha,
+                         sample=getattr(args, "sample", False), temperature=getattr(args, "temperature", 1.0),
+                         top_k=getattr(args, "top_k", 0), top_p=getattr(args, "top_p", 1.0),
+                         seed=getattr(args, "seed", None))
+
+
+def read_inputs(args) -> tuple[list[str], str]:
+    from attend.data.corpus import decode_lines, read_lines
+
+    if args.text and args.input:
+        raise AttendError("give inputs as arguments or with --input, not both")
+    if args.text:
+        return list(args.text), "argument"
+    if args.input:
+        return read_lines(args.input), args.input
+    return decode_lines(sys.stdin.buffer.read(), "stdin"), "stdin"
+
+
+def write_output(text: str, path: str | None) -> None:
+    if path is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    from attend.checkpoint import atomic_write
+
+    atomic_write(Path(path), text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

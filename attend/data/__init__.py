@@ -1,0 +1,1 @@
+"""From text files to padded tensor batches: corpora, tokenizers, vocabularies, batching."""

@@ -1,0 +1,73 @@
+"""Reading parallel text: plain or gzip files, or TSV, strictly UTF-8.
+
+Problems are reported with the file and the 1-based line number, because the
+user's next step is to open that file at that line.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from attend.errors import AttendError
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """All lines of a text file (.gz is decompressed), without line endings."""
+    path = Path(path)
+    if not path.is_file():
+        raise AttendError(f"{path}: file not found")
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as e:
+        raise AttendError(f"{path}: cannot read gzip data ({e})") from None
+    return decode_lines(raw, str(path))
+
+
+def decode_lines(raw: bytes, name: str) -> list[str]:
+    """Split bytes into UTF-8 lines, naming the first line that is not valid UTF-8."""
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    out = []
+    for number, line in enumerate(lines, 1):
+        try:
+            out.append(line.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError as e:
+            raise AttendError(f"{name}:{number}: invalid UTF-8 at byte {e.start} of the line; re-encode the file as UTF-8") from None
+    return out
+
+
+def read_parallel(src: str | Path, tgt: str | Path | None = None) -> list[tuple[str, str]]:
+    """Source/target pairs from two aligned files, or from one TSV file.
+
+    Raises on mismatched line counts and on an empty corpus: both mean the
+    files are not what the user thinks they are.
+    """
+    if tgt is None:
+        pairs = _read_tsv(Path(src))
+        name = str(src)
+    else:
+        src_lines, tgt_lines = read_lines(src), read_lines(tgt)
+        if len(src_lines) != len(tgt_lines):
+            raise AttendError(
+                f"{src} has {len(src_lines)} lines but {tgt} has {len(tgt_lines)}; "
+                "source and target files must be line-aligned"
+            )
+        pairs = list(zip(src_lines, tgt_lines))
+        name = f"{src} / {tgt}"
+    if not any(s.strip() and t.strip() for s, t in pairs):
+        raise AttendError(f"{name}: the corpus is empty (no line with both a source and a target)")
+    return pairs
+
+
+def _read_tsv(path: Path) -> list[tuple[str, str]]:
+    pairs = []
+    for number, line in enumerate(read_lines(path), 1):
+        if not line.strip():
+            continue
+        columns = line.split("\t")
+        if len(columns) != 2:
+            raise AttendError(f"{path}:{number}: expected 2 tab-separated columns (source, target), found {len(columns)}")
+        pairs.append((columns[0], columns[1]))
+    return pairs

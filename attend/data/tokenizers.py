@@ -1,0 +1,113 @@
+"""Text <-> token lists: characters, whitespace words, or learned subwords.
+
+Every tokenizer round-trips (`decode(encode(text)) == text` up to whitespace
+normalisation, and up to case when it lowercases), so `attend translate` takes
+raw text and gives raw text back. Subword models are trained by attend with
+sentencepiece and stored as bytes inside the model folder: no download, ever.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Iterable
+
+from attend.errors import AttendError
+
+SPACE = "\u2581"  # the visible space symbol sentencepiece also uses
+
+
+class CharTokenizer:
+    """One token per character; spaces become the symbol '▁'."""
+
+    kind = "char"
+
+    def __init__(self, lowercase: bool = False):
+        self.lowercase = lowercase
+
+    def encode(self, text: str) -> list[str]:
+        text = " ".join(text.split())
+        if self.lowercase:
+            text = text.lower()
+        return [SPACE if c == " " else c for c in text]
+
+    def decode(self, tokens: list[str]) -> str:
+        return "".join(tokens).replace(SPACE, " ").strip()
+
+    def state(self) -> dict:
+        return {"kind": self.kind, "lowercase": self.lowercase}
+
+
+class WordTokenizer(CharTokenizer):
+    """Tokens are whitespace-separated words (phonemes for G2P, pre-tokenized text)."""
+
+    kind = "word"
+
+    def encode(self, text: str) -> list[str]:
+        return (text.lower() if self.lowercase else text).split()
+
+    def decode(self, tokens: list[str]) -> str:
+        return " ".join(tokens)
+
+
+class SubwordTokenizer:
+    """A sentencepiece unigram model trained on the training corpus."""
+
+    kind = "subword"
+
+    def __init__(self, model_bytes: bytes, lowercase: bool = False):
+        import sentencepiece as spm
+
+        self.model_bytes = model_bytes
+        self.lowercase = lowercase
+        self.sp = spm.SentencePieceProcessor(model_proto=model_bytes)
+
+    @classmethod
+    def train(cls, lines: Iterable[str], vocab_size: int, lowercase: bool = False) -> "SubwordTokenizer":
+        import sentencepiece as spm
+
+        lines = [(line.lower() if lowercase else line) for line in lines if line.strip()]
+        buffer = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(lines), model_writer=buffer, vocab_size=vocab_size,
+                model_type="unigram", character_coverage=1.0, hard_vocab_limit=False,
+                bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0, minloglevel=2,
+            )
+        except RuntimeError as e:
+            raise AttendError(f"subword training failed: {str(e).splitlines()[-1]}; lower data.subword_vocab_size") from None
+        return cls(buffer.getvalue(), lowercase)
+
+    def encode(self, text: str) -> list[str]:
+        return self.sp.encode(text.lower() if self.lowercase else text, out_type=str)
+
+    def decode(self, tokens: list[str]) -> str:
+        return self.sp.decode_pieces(tokens)
+
+    def state(self) -> dict:
+        return {"kind": self.kind, "lowercase": self.lowercase}
+
+
+Tokenizer = CharTokenizer | WordTokenizer | SubwordTokenizer
+
+
+def build_tokenizer(kind: str, lines: list[str], lowercase: bool = False, vocab_size: int = 8000) -> Tokenizer:
+    """A tokenizer of the given kind, trained on `lines` where it learns anything."""
+    if kind == "char":
+        return CharTokenizer(lowercase)
+    if kind == "word":
+        return WordTokenizer(lowercase)
+    return SubwordTokenizer.train(lines, vocab_size, lowercase)
+
+
+def tokenizer_from_state(state: dict, model_bytes: bytes | None = None) -> Tokenizer:
+    """Rebuild a saved tokenizer (the inverse of `.state()` plus the subword model bytes)."""
+    kind = state.get("kind")
+    if kind == "char":
+        return CharTokenizer(state.get("lowercase", False))
+    if kind == "word":
+        return WordTokenizer(state.get("lowercase", False))
+    if kind == "subword":
+        if model_bytes is None:
+            raise AttendError("subword tokenizer: its sentencepiece model file is missing from the model folder")
+        return SubwordTokenizer(model_bytes, state.get("lowercase", False))
+    raise AttendError(f"unknown tokenizer kind {kind!r} in the model folder")

@@ -1,0 +1,105 @@
+"""Raw text in, raw text out: tokenize, batch by length, search, detokenize, restore order.
+
+Used by `attend translate`, `attend evaluate`, validation during training and
+the quickstart, so every path decodes the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from attend.checkpoint import LoadedModel
+from attend.data.batching import encode_source, pad
+from attend.data.vocab import PAD_ID
+from attend.errors import AttendError
+from attend.search import beam_search, greedy, max_output_length, sample
+
+
+@dataclass
+class Output:
+    text: str
+    score: float
+    tokens: list[str]
+    attention: Optional[torch.Tensor] = None  # (out_len + 1, layers, heads, src_len) when asked for
+
+
+@dataclass
+class SearchOptions:
+    beam_size: int = 1
+    nbest: int = 1
+    alpha: float = 0.0  # length penalty
+    max_len_ratio: float = 2.0
+    sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: Optional[int] = None
+
+    def check(self) -> None:
+        if self.beam_size < 1 or self.nbest < 1:
+            raise AttendError("--beam and --nbest must be at least 1")
+        if self.nbest > self.beam_size and not self.sample:
+            self.beam_size = self.nbest  # n-best needs at least n beams
+
+
+class Translator:
+    """Decodes lists of input strings with a model and its tokenizers."""
+
+    def __init__(self, loaded: LoadedModel, options: SearchOptions | None = None, batch_size: int = 64,
+                 device: str | torch.device = "cpu"):
+        self.loaded, self.options, self.batch_size = loaded, options or SearchOptions(), batch_size
+        self.options.check()
+        self.device = torch.device(device)
+        self.limit = loaded.config.model.max_positions  # longest input (and output) in tokens
+        self.generator = torch.Generator().manual_seed(self.options.seed) if self.options.seed is not None else None
+
+    def encode_inputs(self, lines: list[str], source: str) -> list[list[int]]:
+        ids = []
+        for number, line in enumerate(lines, 1):
+            tokens = self.loaded.src_tokenizer.encode(line)
+            if len(tokens) + 1 > self.limit:
+                raise AttendError(
+                    f"{source}:{number}: input has {len(tokens)} tokens, more than this model takes ({self.limit - 1}); "
+                    "split the line or train with a larger model.max_positions"
+                )
+            ids.append(encode_source(tokens, self.loaded.src_vocab) if tokens else [])
+        return ids
+
+    @torch.no_grad()
+    def translate(self, lines: list[str], source: str = "input", progress: bool = False,
+                  return_attention: bool = False) -> list[list[Output]]:
+        """n-best outputs per input line, in input order; empty lines give one empty output."""
+        model = self.loaded.model.to(self.device).eval()
+        ids = self.encode_inputs(lines, source)
+        results: list[list[Output]] = [[Output("", 0.0, [])] for _ in lines]
+        order = sorted((i for i in range(len(lines)) if ids[i]), key=lambda i: len(ids[i]))
+        chunks = [order[i: i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if progress:
+            from tqdm import tqdm
+
+            chunks = tqdm(chunks, desc="translating", unit="batch", leave=False)
+        for chunk in chunks:
+            src = pad([ids[i] for i in chunk]).to(self.device)
+            for i, hyps in zip(chunk, self._search(model, src, src != PAD_ID, return_attention)):
+                results[i] = [self._output(h) for h in hyps]
+        return results
+
+    def _search(self, model, src, src_mask, return_attention):
+        o = self.options
+        max_len = max_output_length(src_mask, o.max_len_ratio, cap=self.limit)
+        if o.sample:
+            return sample(model, src, src_mask, max_len, o.temperature, o.top_k, o.top_p, self.generator)
+        if o.beam_size == 1:
+            return greedy(model, src, src_mask, max_len, return_attention)
+        return beam_search(model, src, src_mask, max_len, o.beam_size, o.alpha, o.nbest)
+
+    def _output(self, hyp) -> Output:
+        tokens = self.loaded.tgt_vocab.decode(hyp.tokens)
+        return Output(self.loaded.tgt_tokenizer.decode(tokens), hyp.score, tokens, hyp.attention)
+
+    def best(self, lines: list[str], source: str = "input", progress: bool = False) -> list[str]:
+        """The top output text per line."""
+        return [outs[0].text for outs in self.translate(lines, source, progress)]

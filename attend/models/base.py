@@ -1,0 +1,54 @@
+"""The one interface every model family offers, and the helpers search relies on.
+
+Training, search, evaluation and (later) pictures talk to a model only through:
+
+    encode(src, src_mask)           -> memory
+    decode(tgt_in, memory)          -> logits (batch, tgt_len, vocab), attention
+    init_state(memory)              -> state
+    step(prev_token, state, memory) -> logits (batch, vocab), state, attention
+
+`memory` and `state` are dicts of tensors with the batch first, so search can
+reorder beams or drop finished sentences with `select_rows`, whatever the family.
+
+Attention, when asked for with `return_attention=True`, always has the shape
+(batch, layers, heads, tgt_len, src_len) from `decode` and
+(batch, layers, heads, src_len) from `step`: an RNN with attention has one
+layer and one head; a Transformer gives every decoder layer's cross-attention;
+the RNN without attention has none and returns None.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+Tensors = dict[str, torch.Tensor]
+
+
+class Seq2Seq(nn.Module):
+    """Base class: an encoder-decoder behind the four calls above."""
+
+    has_attention = True
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> Tensors:
+        raise NotImplementedError
+
+    def decode(self, tgt_in: torch.Tensor, memory: Tensors, return_attention: bool = False):
+        raise NotImplementedError
+
+    def init_state(self, memory: Tensors) -> Tensors:
+        raise NotImplementedError
+
+    def step(self, prev_token: torch.Tensor, state: Tensors, memory: Tensors, return_attention: bool = False):
+        raise NotImplementedError
+
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (batch, tgt_len, vocab), the training path."""
+        logits, _ = self.decode(tgt_in, self.encode(src, src_mask))
+        return logits
+
+
+def select_rows(tensors: Tensors, index: torch.Tensor) -> Tensors:
+    """Keep (or repeat, or reorder) batch rows of every tensor: beams, dropped sentences."""
+    return {name: t.index_select(0, index) for name, t in tensors.items()}
+

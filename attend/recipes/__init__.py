@@ -1,0 +1,54 @@
+"""Where training data comes from: built-in tasks or the user's files.
+
+`load_task(data_config)` returns a `Task`: training pairs, validation and
+(where the task has one) test inputs, each with its list of acceptable
+references, so scoring handles words with several pronunciations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from attend.config import DataConfig
+from attend.data.corpus import read_parallel
+from attend.errors import AttendError
+
+Pair = tuple[str, str]
+Refs = tuple[str, list[str]]  # an input and every acceptable output
+
+
+@dataclass
+class Task:
+    name: str
+    train: list[Pair]
+    valid: list[Refs]
+    test: Optional[list[Refs]] = None
+
+
+def group_references(pairs: list[Pair]) -> list[Refs]:
+    """Inputs in first-seen order, each with all of its distinct outputs."""
+    grouped: dict[str, list[str]] = {}
+    for src, tgt in pairs:
+        alternatives = grouped.setdefault(src, [])
+        if tgt not in alternatives:
+            alternatives.append(tgt)
+    return list(grouped.items())
+
+
+def load_task(cfg: DataConfig) -> Task:
+    if cfg.recipe == "g2p-cmudict":
+        from attend.recipes.g2p_cmudict import load
+
+        return load()
+    if cfg.recipe in ("reverse", "copy"):
+        from attend.recipes.synthetic import load
+
+        return load(cfg.recipe, cfg.synthetic_size, cfg.synthetic_vocab, cfg.synthetic_max_len)
+    if cfg.recipe is not None:
+        raise AttendError(f"unknown data.recipe {cfg.recipe!r}; choose g2p-cmudict, reverse or copy, or give train_src/train_tgt")
+    if cfg.valid_src is None:
+        raise AttendError("data.valid_src is required with file corpora (validation drives early stopping and keep-best)")
+    train = read_parallel(cfg.train_src, cfg.train_tgt)
+    valid = read_parallel(cfg.valid_src, cfg.valid_tgt)
+    return Task("files", train, [(s, [t]) for s, t in valid])

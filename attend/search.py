@@ -1,0 +1,179 @@
+"""Greedy, beam and sampling search over the shared model interface.
+
+All three are batched over sentences and call only `encode`, `init_state` and
+`step`, so they work for every family. Finished sentences leave the batch
+(`select_rows` on memory and state), so a batch costs what its longest live
+hypothesis costs. PAD and BOS are never generated; at the last allowed step
+only </s> is, so every hypothesis ends properly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from attend.data.vocab import BOS_ID, EOS_ID, PAD_ID
+from attend.models.base import Seq2Seq, select_rows
+
+
+@dataclass
+class Hypothesis:
+    """One output: token ids without </s>, its score and (on request) attention."""
+
+    tokens: list[int]
+    score: float  # log-probability; divided by the length penalty in beam search
+    attention: Optional[torch.Tensor] = None  # (out_len + 1, layers, heads, src_len), </s> step included
+
+
+def max_output_length(src_mask: torch.Tensor, ratio: float = 2.0, extra: int = 10, cap: int = 512) -> int:
+    """A generous bound on output length for this batch: ratio * longest source + extra."""
+    return min(cap, int(ratio * int(src_mask.sum(1).max())) + extra)
+
+
+def _log_probs(logits: torch.Tensor, last_step: bool) -> torch.Tensor:
+    """log-softmax with the tokens that may not appear here set to -inf."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    logp[:, PAD_ID] = logp[:, BOS_ID] = float("-inf")
+    if last_step:
+        eos = logp[:, EOS_ID].clone()
+        logp.fill_(float("-inf"))
+        logp[:, EOS_ID] = eos
+    return logp
+
+
+@torch.no_grad()
+def _single_path(model, src, src_mask, max_len, choose: Callable, return_attention: bool):
+    """One hypothesis per sentence, each next token picked by `choose(logp)`."""
+    memory = model.encode(src, src_mask)
+    state = model.init_state(memory)
+    batch = src.size(0)
+    active = torch.arange(batch)
+    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
+    tokens, scores = [[] for _ in range(batch)], [0.0] * batch
+    attention = [[] for _ in range(batch)]
+    for t in range(max_len):
+        logits, state, weights = model.step(prev, state, memory, return_attention=return_attention)
+        logp = _log_probs(logits, t == max_len - 1)
+        chosen = choose(logp)  # (active,)
+        chosen_logp = logp.gather(1, chosen[:, None])[:, 0]
+        for row, (sentence, token, lp) in enumerate(zip(active.tolist(), chosen.tolist(), chosen_logp.tolist())):
+            scores[sentence] += lp
+            if token != EOS_ID:
+                tokens[sentence].append(token)
+            if weights is not None:
+                attention[sentence].append(weights[row])
+        done = chosen == EOS_ID
+        if bool(done.all()):
+            break
+        if bool(done.any()):
+            keep = (~done).nonzero()[:, 0]
+            active, chosen = active[keep.cpu()], chosen[keep]
+            memory, state = select_rows(memory, keep), select_rows(state, keep)
+        prev = chosen
+    return [
+        [Hypothesis(tokens[i], scores[i], torch.stack(attention[i]) if attention[i] else None)]
+        for i in range(batch)
+    ]
+
+
+def greedy(model: Seq2Seq, src, src_mask, max_len: int, return_attention: bool = False) -> list[list[Hypothesis]]:
+    """The most probable next token at every step."""
+    return _single_path(model, src, src_mask, max_len, lambda logp: logp.argmax(-1), return_attention)
+
+
+def sample(model: Seq2Seq, src, src_mask, max_len: int, temperature: float = 1.0, top_k: int = 0,
+           top_p: float = 1.0, generator: Optional[torch.Generator] = None) -> list[list[Hypothesis]]:
+    """Ancestral sampling from the tempered, optionally top-k / nucleus-truncated distribution.
+
+    Scores are the model's own log-probabilities of the sampled tokens.
+    """
+
+    def choose(logp):
+        scaled = logp / max(temperature, 1e-6)
+        if top_k > 0:
+            kth = scaled.topk(min(top_k, scaled.size(-1)), dim=-1).values[:, -1:]
+            scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+        if top_p < 1.0:
+            sorted_logp, order = scaled.sort(dim=-1, descending=True)
+            mass_before = torch.softmax(sorted_logp, -1).cumsum(-1) - torch.softmax(sorted_logp, -1)
+            sorted_logp = sorted_logp.masked_fill(mass_before > top_p, float("-inf"))
+            scaled = torch.full_like(scaled, float("-inf")).scatter(1, order, sorted_logp)
+        return torch.multinomial(torch.softmax(scaled, -1), 1, generator=generator)[:, 0]
+
+    return _single_path(model, src, src_mask, max_len, choose, False)
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT's ((5 + length) / 6) ** alpha; alpha = 0 ranks by plain log-probability."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+@torch.no_grad()
+def beam_search(model: Seq2Seq, src, src_mask, max_len: int, beam_size: int = 5, alpha: float = 0.0,
+                nbest: int = 1) -> list[list[Hypothesis]]:
+    """Batched beam search; returns the `nbest` best finished hypotheses per sentence.
+
+    Each step scores beam_size * vocab continuations of every live sentence,
+    keeps the best 2 * beam_size, sends those ending in </s> (among the top
+    beam_size) to the finished list and the best beam_size others on. A sentence
+    is done once it has beam_size finished hypotheses, or at `max_len`.
+    """
+    k, batch = beam_size, src.size(0)
+    memory = model.encode(src, src_mask)
+    memory = select_rows(memory, torch.arange(batch, device=src.device).repeat_interleave(k))
+    state = model.init_state(memory)
+    scores = torch.full((batch, k), float("-inf"), device=src.device)  # (sentences, beam)
+    scores[:, 0] = 0.0  # one live beam at the start, so the first step has no duplicates
+    history = torch.empty(batch, k, 0, dtype=torch.long, device=src.device)  # (sentences, beam, t)
+    prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=src.device)
+    active = torch.arange(batch)
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    rank = torch.arange(2 * k, device=src.device)
+    for t in range(max_len):
+        logits, state, _ = model.step(prev, state, memory)
+        logp = _log_probs(logits, t == max_len - 1)
+        n, vocab = len(active), logp.size(-1)
+        candidates = (scores[:, :, None] + logp.view(n, k, vocab)).view(n, k * vocab)
+        top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # (n, 2k)
+        beam, token = top_index // vocab, top_index % vocab
+        is_eos = token == EOS_ID
+
+        sentences = active.tolist()
+        ended = (is_eos & (rank[: top_index.size(1)] < k) & (top_scores > float("-inf"))).nonzero().tolist()
+        for row, r in ended:
+            words = history[row, beam[row, r]].tolist()
+            score = top_scores[row, r].item() / length_penalty(t + 1, alpha)
+            finished[sentences[row]].append(Hypothesis(words, score))
+
+        # the best k candidates that do not end here carry on
+        order = (is_eos.long() * 2 * k + rank[: top_index.size(1)]).argsort(dim=1)[:, :k]
+        scores, beam, token = top_scores.gather(1, order), beam.gather(1, order), token.gather(1, order)
+        history = torch.cat([history.gather(1, beam[:, :, None].expand(-1, -1, history.size(2))), token[:, :, None]], dim=2)
+        rows = (torch.arange(n, device=src.device)[:, None] * k + beam).view(-1)
+        state = select_rows(state, rows)
+
+        done = torch.tensor([len(finished[s]) >= k for s in sentences])
+        if bool(done.all()):
+            break
+        if bool(done.any()):
+            keep = (~done).nonzero()[:, 0]
+            active = active[keep]
+            keep = keep.to(src.device)
+            beam_rows = (keep[:, None] * k + torch.arange(k, device=src.device)).view(-1)
+            memory, state = select_rows(memory, beam_rows), select_rows(state, beam_rows)
+            scores, history, token = scores[keep], history[keep], token[keep]
+        prev = token.reshape(-1)
+    return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
+
+
+def search(model: Seq2Seq, src, src_mask, max_len: int, beam_size: int = 1, alpha: float = 0.0, nbest: int = 1,
+           return_attention: bool = False) -> list[list[Hypothesis]]:
+    """Greedy when beam_size is 1 and one hypothesis is wanted, else beam search."""
+    if beam_size == 1 and nbest == 1:
+        return greedy(model, src, src_mask, max_len, return_attention)
+    return beam_search(model, src, src_mask, max_len, max(beam_size, nbest), alpha, nbest)
+
+
+__all__ = ["Hypothesis", "beam_search", "greedy", "length_penalty", "max_output_length", "sample", "search"]

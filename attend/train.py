@@ -1,0 +1,335 @@
+"""The training loop: batches in, a model folder out.
+
+Read top to bottom: `prepare` turns the configured task into token-id
+examples; `Trainer.run` loops over length-bucketed batches with Adam(W), a
+warmup schedule, label smoothing and gradient clipping; every `eval_every`
+steps it decodes the validation set with the real metric, keeps the best
+weights as model.safetensors, keeps the last N resumable checkpoints, and
+stops early when the metric stops improving, or when the step or time budget
+runs out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from attend import checkpoint
+from attend.checkpoint import LoadedModel
+from attend.config import Config
+from attend.data.batching import bucket_batches, collate, encode_pairs
+from attend.data.tokenizers import Tokenizer, build_tokenizer
+from attend.data.vocab import PAD_ID, Vocab
+from attend.errors import AttendError
+from attend.evaluate import HIGHER_IS_BETTER, score
+from attend.inference import Translator
+from attend.models import build_model, count_parameters
+from attend.recipes import Task, load_task
+
+
+@dataclass
+class Prepared:
+    """A task turned into what the model eats."""
+
+    task: Task
+    src_tokenizer: Tokenizer
+    tgt_tokenizer: Tokenizer
+    src_vocab: Vocab
+    tgt_vocab: Vocab
+    examples: list  # (source ids, target ids)
+    skipped: int
+
+
+def prepare(config: Config, tokenizers=None, vocabs=None) -> Prepared:
+    """Load the task, train (or reuse) tokenizers and vocabularies, encode the training pairs."""
+    d = config.data
+    task = load_task(d)
+    if tokenizers is None:
+        tokenizers = (
+            build_tokenizer(d.src_tokenizer, [s for s, _ in task.train], d.src_lowercase, d.subword_vocab_size),
+            build_tokenizer(d.tgt_tokenizer, [t for _, t in task.train], False, d.subword_vocab_size),
+        )
+    src_tok, tgt_tok = tokenizers
+    if vocabs is None:
+        vocabs = (
+            Vocab.build((src_tok.encode(s) for s, _ in task.train), d.min_freq),
+            Vocab.build((tgt_tok.encode(t) for _, t in task.train), d.min_freq),
+        )
+    examples, _, skipped = encode_pairs(task.train, src_tok, tgt_tok, *vocabs, max_len=length_limit(config))
+    if not examples:
+        raise AttendError(f"no training pair is shorter than data.max_len={d.max_len} tokens; raise data.max_len")
+    return Prepared(task, src_tok, tgt_tok, vocabs[0], vocabs[1], examples, skipped)
+
+
+def length_limit(config: Config) -> int:
+    """The longest sequence (tokens incl. </s>) trained on: data.max_len, capped by the model's positions."""
+    return min(config.data.max_len, config.model.max_positions)
+
+
+def learning_rate_factor(step: int, cfg, time_fraction: float = 0.0) -> float:
+    """Multiplier on train.lr: linear warmup, then inverse square root, cosine decay or constant.
+
+    The cosine reaches zero at max_steps, or when the time budget (max_minutes)
+    runs out if that comes first: `time_fraction` is the share of it used.
+    """
+    warmup = max(cfg.warmup_steps, 1)
+    if step < warmup:
+        return (step + 1) / warmup
+    if cfg.schedule == "inverse_sqrt":
+        return math.sqrt(warmup / (step + 1))
+    if cfg.schedule == "cosine":
+        progress = min(1.0, max((step - warmup) / max(1, cfg.max_steps - warmup), time_fraction))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0
+
+
+class Trainer:
+    """Owns the model, optimizer and bookkeeping of one run into one model folder."""
+
+    def __init__(self, config: Config, folder: Path, data: Prepared, progress: bool = True):
+        self.config, self.folder, self.data, self.progress = config, folder, data, progress
+        t = config.train
+        torch.manual_seed(t.seed)
+        random.seed(t.seed)
+        self.model = build_model(config.model, len(data.src_vocab), len(data.tgt_vocab))
+        adam = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = adam(self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+        self.started, self.deadline = time.time(), float("inf")
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: learning_rate_factor(s, t, self._time_fraction()))
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.best, self.bad_evals = None, 0
+        self.log = _file_logger(folder / "train.log")
+        limit = length_limit(config)
+        fits = [(s, refs) for s, refs in data.task.valid if len(data.src_tokenizer.encode(s)) < limit]
+        self.valid = fits[: t.valid_max_sentences]
+        self.valid_skipped = len(data.task.valid) - len(fits)
+
+    # ----- the loop -----------------------------------------------------------------------------
+    def run(self) -> dict:
+        t = self.config.train
+        start = self.started = time.time()
+        deadline = self.deadline = start + 60 * t.max_minutes if t.max_minutes > 0 else float("inf")
+        self.log.info("training %s: %d parameters, %d pairs (%d skipped as too long), %d validation inputs "
+                      "(%d skipped as too long), from step %d", self.config.model.family,
+                      count_parameters(self.model), len(self.data.examples), self.data.skipped, len(self.valid),
+                      self.valid_skipped, self.step)
+        bar = self._progress_bar()
+        window_loss, window_tokens, window_start, stop_reason = 0.0, 0, time.time(), "max_steps"
+        last_eval_step, batches = None, self._epoch_batches()
+        while self.step < t.max_steps:
+            if self.batch_in_epoch >= len(batches):
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                batches = self._epoch_batches()
+            if self.epoch >= t.max_epochs:
+                stop_reason = "max_epochs"
+                break
+            batch = collate(self.data.examples, batches[self.batch_in_epoch])
+            self.batch_in_epoch += 1
+            loss, n_tokens = self._train_step(batch)
+            window_loss += loss
+            window_tokens += n_tokens + int(batch.src_mask.sum())
+            if self.step % t.log_every == 0:
+                rate = window_tokens / max(time.time() - window_start, 1e-9)
+                self._log_metrics({"step": self.step, "epoch": self.epoch, "loss": window_loss / t.log_every,
+                                   "lr": self.scheduler.get_last_lr()[0], "tokens_per_s": rate,
+                                   "elapsed_s": time.time() - start})
+                if bar is not None:
+                    bar.set_postfix(loss=f"{window_loss / t.log_every:.3f}", tok_s=f"{rate:,.0f}", epoch=self.epoch)
+                    self._adjust_total(bar, start, deadline)
+                window_loss, window_tokens, window_start = 0.0, 0, time.time()
+            if bar is not None:
+                bar.update(1)
+            if self.step % t.eval_every == 0:
+                last_eval_step = self.step
+                if self._evaluate_and_save():
+                    stop_reason = f"no improvement in {t.patience} evaluations"
+                    break
+            if time.time() > deadline:
+                stop_reason = f"time budget of {t.max_minutes:g} minutes"
+                break
+        if bar is not None:
+            bar.close()
+        if last_eval_step != self.step:
+            self._evaluate_and_save()
+        self.log.info("stopped at step %d: %s; best validation %s = %s", self.step, stop_reason,
+                      self.config.data.metric, self.best)
+        return {"step": self.step, "epoch": self.epoch, "stop_reason": stop_reason, "best": self.best,
+                "metric": self.config.data.metric, "minutes": (time.time() - start) / 60}
+
+    def _time_fraction(self) -> float:
+        """Share of the time budget used so far (0 without a budget)."""
+        if self.deadline == float("inf"):
+            return 0.0
+        return min(1.0, (time.time() - self.started) / (self.deadline - self.started))
+
+    def _epoch_batches(self) -> list[list[int]]:
+        """This epoch's batches: a fixed shuffle per (seed, epoch), so a resumed run sees the same order."""
+        t = self.config.train
+        return bucket_batches(self.data.examples, t.batch_tokens, random.Random(t.seed * 1000 + self.epoch))
+
+    def _train_step(self, batch) -> tuple[float, int]:
+        self.model.train()
+        logits = self.model(batch.src, batch.src_mask, batch.tgt_in)  # (batch, tgt_len, vocab)
+        n_tokens = batch.n_tgt_tokens
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch.tgt_out.reshape(-1), ignore_index=PAD_ID,
+                               label_smoothing=self.config.train.label_smoothing, reduction="sum") / n_tokens
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.train.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.clip_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        return loss.item(), n_tokens
+
+    # ----- validation and checkpoints ---------------------------------------------------------
+    def loaded(self) -> LoadedModel:
+        d = self.data
+        return LoadedModel(self.config, self.model, d.src_tokenizer, d.tgt_tokenizer, d.src_vocab, d.tgt_vocab, {})
+
+    def validate(self) -> dict:
+        """Decode the validation inputs greedily and score them with the task's metrics."""
+        self.model.eval()
+        sources = [s for s, _ in self.valid]
+        hyps = Translator(self.loaded(), batch_size=256).best(sources, source="validation")
+        return score(self.config.data.metric, hyps, [refs for _, refs in self.valid])
+
+    def _evaluate_and_save(self) -> bool:
+        """Validate, keep the best weights and a resumable checkpoint; True when patience runs out."""
+        metric = self.config.data.metric
+        result = self.validate() if metric != "loss" else {}
+        result["loss"] = self._validation_loss()
+        value = result[metric]
+        improved = self.best is None or (value > self.best if HIGHER_IS_BETTER[metric] else value < self.best)
+        if improved:
+            self.best, self.bad_evals = value, 0
+            checkpoint.save_weights(self.folder, self.model, self._meta(result))
+        else:
+            self.bad_evals += 1
+        checkpoint.save_training_state(self.folder, self.model, self._meta(result), self._trainer_state(),
+                                       self.config.train.keep_last)
+        self._log_metrics({"step": self.step, "valid": {k: v for k, v in result.items() if not k.endswith("signature")},
+                           "best": self.best})
+        self.log.info("step %d: validation %s", self.step, ", ".join(f"{k}={v:.3f}" for k, v in result.items()
+                                                                        if isinstance(v, float)))
+        return self.bad_evals >= self.config.train.patience
+
+    @torch.no_grad()
+    def _validation_loss(self) -> float:
+        self.model.eval()
+        pairs = [(s, refs[0]) for s, refs in self.valid]
+        d = self.data
+        examples, _, _ = encode_pairs(pairs, d.src_tokenizer, d.tgt_tokenizer, d.src_vocab, d.tgt_vocab,
+                                      length_limit(self.config))
+        total, count = 0.0, 0
+        for indices in bucket_batches(examples, self.config.train.batch_tokens):
+            batch = collate(examples, indices)
+            logits = self.model(batch.src, batch.src_mask, batch.tgt_in)
+            total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch.tgt_out.reshape(-1),
+                                     ignore_index=PAD_ID, reduction="sum").item()
+            count += batch.n_tgt_tokens
+        return total / max(count, 1)
+
+    def _meta(self, result: dict) -> dict:
+        return {"step": self.step, "epoch": self.epoch, "family": self.config.model.family,
+                "parameters": count_parameters(self.model),
+                "valid": {k: v for k, v in result.items() if isinstance(v, float)}}
+
+    def _trainer_state(self) -> dict:
+        return {
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "best": self.best, "bad_evals": self.bad_evals,
+            "torch_rng": torch.get_rng_state(), "python_rng": list(random.getstate()[1]),
+        }
+
+    def restore(self, checkpoint_dir: Path) -> None:
+        """Continue exactly where a checkpoint left off: weights, optimizer, schedule, data position, RNG."""
+        meta = checkpoint.read_json(checkpoint_dir / checkpoint.META)
+        checkpoint.load_weights(self.model, checkpoint_dir / checkpoint.WEIGHTS, meta.get("sha256"))
+        state = checkpoint.load_trainer_state(checkpoint_dir)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+            self.best, self.bad_evals = state["best"], state["bad_evals"]
+            torch.set_rng_state(state["torch_rng"])
+            random.setstate((3, tuple(state["python_rng"]), None))
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise AttendError(f"{checkpoint_dir}: training state does not match this model ({e})") from None
+
+    # ----- reporting ----------------------------------------------------------------------------
+    def _log_metrics(self, record: dict) -> None:
+        with open(self.folder / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _progress_bar(self):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.config.train.max_steps, initial=self.step, desc="training", unit="step",
+                    dynamic_ncols=True)
+
+    def _adjust_total(self, bar, start, deadline) -> None:
+        """Under a time budget, show the steps the budget allows, so the ETA is honest."""
+        if deadline == float("inf") or bar.n == 0:
+            return
+        steps_per_s = (self.step - bar.initial) / max(time.time() - start, 1e-9)
+        bar.total = min(self.config.train.max_steps, self.step + int(steps_per_s * max(deadline - time.time(), 0)))
+        bar.refresh()
+
+
+def _file_logger(path: Path) -> logging.Logger:
+    logger = logging.getLogger(f"attend.train.{path}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    if not logger.handlers:
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+    return logger
+
+
+def train(config: Config, folder: str | Path, progress: bool = True) -> dict:
+    """Train a new model into `folder`, which must not already hold one."""
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        raise AttendError(f"{folder}: already exists and is not empty; use 'attend train --resume {folder}' "
+                          "to continue it, or choose another --out")
+    if config.train.threads > 0:
+        torch.set_num_threads(config.train.threads)
+    data = prepare(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint.save_static(folder, config, data.src_tokenizer, data.tgt_tokenizer, data.src_vocab, data.tgt_vocab)
+    return Trainer(config, folder, data, progress).run()
+
+
+def resume(folder: str | Path, progress: bool = True, max_steps: int | None = None,
+           max_minutes: float | None = None) -> dict:
+    """Continue training a model folder from its latest checkpoint (budgets may be raised)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AttendError(f"{folder}: no such model folder to resume")
+    ckpt = checkpoint.latest_checkpoint(folder)
+    saved = checkpoint.load_model(folder, weights_from=ckpt)
+    config = saved.config
+    if max_steps is not None:
+        config.train.max_steps = max_steps
+    if max_minutes is not None:
+        config.train.max_minutes = max_minutes
+    if config.train.threads > 0:
+        torch.set_num_threads(config.train.threads)
+    data = prepare(config, (saved.src_tokenizer, saved.tgt_tokenizer), (saved.src_vocab, saved.tgt_vocab))
+    trainer = Trainer(config, folder, data, progress)
+    trainer.restore(ckpt)
+    return trainer.run()

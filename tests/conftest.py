@@ -1,0 +1,32 @@
+"""Shared fixtures: tiny configs and one small trained model reused across tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from attend.config import config_from_dict
+
+
+def tiny_config(family: str = "transformer", **sections) -> "Config":  # noqa: F821
+    """A config for the synthetic reverse task, small enough to train in seconds."""
+    raw = {
+        "data": {"recipe": "reverse", "metric": "accuracy", "synthetic_size": 2000, "synthetic_vocab": 8,
+                 "synthetic_max_len": 6},
+        "model": {"family": family, "hidden_size": 64, "embed_dim": 32, "ff_size": 128, "encoder_layers": 1,
+                  "decoder_layers": 1, "heads": 4, "dropout": 0.0, "max_positions": 64},
+        "train": {"lr": 0.005, "warmup_steps": 30, "batch_tokens": 800, "max_steps": 60, "eval_every": 30,
+                  "label_smoothing": 0.0, "log_every": 10, "valid_max_sentences": 100},
+    }
+    for section, values in sections.items():
+        raw[section].update(values)
+    return config_from_dict(raw)
+
+
+@pytest.fixture(scope="session")
+def trained_folder(tmp_path_factory):
+    """A transformer trained briefly on `reverse`; tests must not modify it."""
+    from attend.train import train
+
+    folder = tmp_path_factory.mktemp("models") / "reverse"
+    train(tiny_config(train={"max_steps": 150, "eval_every": 75}), folder, progress=False)
+    return folder

@@ -1,0 +1,120 @@
+"""The command line as a user meets it: outputs, formats, help, and one-line errors with non-zero exits."""
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+from attend.cli import main
+
+
+def run(capsys, *argv, stdin=None, monkeypatch=None):
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_translate_arguments_file_and_stdin_agree(trained_folder, tmp_path, capsys, monkeypatch):
+    m = str(trained_folder)
+    code, from_args, _ = run(capsys, "translate", "--model", m, "a b c", "d e")
+    assert code == 0 and len(from_args.splitlines()) == 2
+    (tmp_path / "in.txt").write_text("a b c\nd e\n")
+    _, from_file, _ = run(capsys, "translate", "--model", m, "--input", str(tmp_path / "in.txt"))
+    _, from_stdin, _ = run(capsys, "translate", "--model", m, stdin=b"a b c\nd e\n", monkeypatch=monkeypatch)
+    assert from_args == from_file == from_stdin
+
+
+def test_empty_lines_stay_in_place(trained_folder, capsys, monkeypatch):
+    _, out, _ = run(capsys, "translate", "--model", str(trained_folder), stdin=b"a b\n\nc d\n", monkeypatch=monkeypatch)
+    assert out.split("\n")[1] == "" and len(out.splitlines()) == 3
+
+
+def test_nbest_prints_index_score_text(trained_folder, capsys):
+    code, out, _ = run(capsys, "translate", "--model", str(trained_folder), "--beam", "4", "--nbest", "3", "a b c", "d")
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert code == 0 and [r[0] for r in rows] == ["0", "0", "0", "1", "1", "1"]
+    scores = [float(r[1]) for r in rows[:3]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_output_file_and_batch_size(trained_folder, tmp_path, capsys):
+    out_file = tmp_path / "out.txt"
+    code, out, _ = run(capsys, "translate", "--model", str(trained_folder), "--batch-size", "1", "-o", str(out_file), "a b", "c")
+    assert code == 0 and out == "" and len(out_file.read_text().splitlines()) == 2
+
+
+def test_evaluate_prints_metrics_table(trained_folder, tmp_path, capsys):
+    (tmp_path / "src").write_text("a b c\nd e f\n")
+    (tmp_path / "ref").write_text("c b a\nf e d\n")
+    code, out, _ = run(capsys, "evaluate", "--model", str(trained_folder), "--src", str(tmp_path / "src"),
+                       "--ref", str(tmp_path / "ref"), "--quiet")
+    assert code == 0
+    assert "inputs" in out and "WER %" in out and "PER %" in out and "exact match %" in out
+
+
+def test_evaluate_lexicon(trained_folder, tmp_path, capsys):
+    (tmp_path / "lex").write_text("A  A\nA  B\nB  B\n")
+    code, out, _ = run(capsys, "evaluate", "--model", str(trained_folder), "--lexicon", str(tmp_path / "lex"), "--quiet")
+    assert code == 0 and out.splitlines()[0].split() == ["inputs", "2"]
+
+
+def test_info(trained_folder, capsys):
+    code, out, _ = run(capsys, "info", "--model", str(trained_folder))
+    assert code == 0 and "transformer" in out and "parameters" in out and "step 150" in out
+
+
+def test_too_long_input_names_the_line(trained_folder, capsys, monkeypatch):
+    long_line = ("a " * 100).encode()
+    code, out, err = run(capsys, "translate", "--model", str(trained_folder), stdin=b"a b\n" + long_line + b"\n",
+                         monkeypatch=monkeypatch)
+    assert code == 1 and out == ""
+    assert err.startswith("attend: error: stdin:2: input has 100 tokens, more than this model takes (63)")
+
+
+def test_invalid_utf8_input(trained_folder, capsys, monkeypatch):
+    code, _, err = run(capsys, "translate", "--model", str(trained_folder), stdin=b"ok\n\xfe\xff\n", monkeypatch=monkeypatch)
+    assert code == 1 and "stdin:2: invalid UTF-8" in err
+
+
+def test_mismatched_evaluate_files(trained_folder, tmp_path, capsys):
+    (tmp_path / "src").write_text("a\nb\n")
+    (tmp_path / "ref").write_text("a\n")
+    code, _, err = run(capsys, "evaluate", "-m", str(trained_folder), "--src", str(tmp_path / "src"), "--ref", str(tmp_path / "ref"))
+    assert code == 1 and "has 2 lines but" in err
+
+
+def test_train_with_bad_config_key(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("data: {recipe: reverse}\ntrain: {learning_rate: 0.1}\n")
+    code, _, err = run(capsys, "train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "m"))
+    assert code == 1 and err.count("\n") == 1 and "unknown key 'train.learning_rate'" in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_and_resume_from_the_command_line(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text(
+        "data: {recipe: copy, synthetic_size: 200}\n"
+        "model: {family: rnn-attention, hidden_size: 32, embed_dim: 16, encoder_layers: 1, decoder_layers: 1}\n"
+        "train: {max_steps: 6, eval_every: 3, batch_tokens: 400}\n")
+    code, out, _ = run(capsys, "train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "m"), "--quiet")
+    assert code == 0 and "stopped at step 6" in out
+    code, out, _ = run(capsys, "train", "--resume", str(tmp_path / "m"), "--max-steps", "9", "--quiet")
+    assert code == 0 and "stopped at step 9" in out
+
+
+def test_missing_model_folder_is_one_line_without_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "attend", "translate", "--model", str(tmp_path / "none"), "x"],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "model folder not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["quickstart", "train", "translate", "evaluate", "info"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: attend " + command in capsys.readouterr().out

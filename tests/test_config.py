@@ -1,0 +1,51 @@
+import pytest
+
+from attend.config import config_from_dict, load_config
+from attend.errors import AttendError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_valid_config_loads_with_defaults(tmp_path):
+    cfg = load_config(write(tmp_path, "data: {recipe: reverse}\nmodel: {family: rnn-attention, attention: dot}\n"))
+    assert cfg.model.family == "rnn-attention" and cfg.model.attention == "dot"
+    assert cfg.train.optimizer == "adam"
+
+
+def test_misspelled_key_names_key_and_suggests(tmp_path):
+    path = write(tmp_path, "data: {recipe: reverse}\nmodel: {atention: dot}\n")
+    with pytest.raises(AttendError, match=r"c\.yaml: unknown key 'model\.atention'; did you mean 'model\.attention'"):
+        load_config(path)
+
+
+def test_unknown_section(tmp_path):
+    with pytest.raises(AttendError, match="unknown key 'trian'; did you mean 'train'"):
+        load_config(write(tmp_path, "data: {recipe: reverse}\ntrian: {lr: 1}\n"))
+
+
+def test_wrong_type_and_bad_choice():
+    with pytest.raises(AttendError, match="'train.lr' must be float, got 'fast'"):
+        config_from_dict({"data": {"recipe": "reverse"}, "train": {"lr": "fast"}})
+    with pytest.raises(AttendError, match="model.family must be one of rnn, rnn-attention, transformer; got 'lstm'"):
+        config_from_dict({"data": {"recipe": "reverse"}, "model": {"family": "lstm"}})
+    with pytest.raises(AttendError, match="divisible by model.heads"):
+        config_from_dict({"data": {"recipe": "reverse"}, "model": {"hidden_size": 30, "heads": 4}})
+
+
+def test_malformed_yaml_names_line(tmp_path):
+    with pytest.raises(AttendError, match=r"c\.yaml: line 3: malformed YAML"):
+        load_config(write(tmp_path, "data:\n  recipe: reverse\n  bad: a: b\n"))
+
+
+def test_missing_data_source():
+    with pytest.raises(AttendError, match="data needs either 'recipe' or 'train_src'"):
+        config_from_dict({"model": {"family": "rnn"}})
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(AttendError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")

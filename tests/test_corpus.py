@@ -1,0 +1,51 @@
+import gzip
+
+import pytest
+
+from attend.data.corpus import read_lines, read_parallel
+from attend.errors import AttendError
+
+
+def test_plain_gzip_and_tsv(tmp_path):
+    (tmp_path / "a.txt").write_text("hello world\nbye\n")
+    (tmp_path / "b.txt.gz").write_bytes(gzip.compress("hallo welt\ntschüss\n".encode()))
+    (tmp_path / "c.tsv").write_text("hello\thallo\n\nbye\ttschüss\n")
+    assert read_parallel(tmp_path / "a.txt", tmp_path / "b.txt.gz") == [("hello world", "hallo welt"), ("bye", "tschüss")]
+    assert read_parallel(tmp_path / "c.tsv") == [("hello", "hallo"), ("bye", "tschüss")]
+
+
+def test_crlf_is_stripped(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"one\r\ntwo\r\n")
+    assert read_lines(tmp_path / "a.txt") == ["one", "two"]
+
+
+def test_mismatched_line_counts(tmp_path):
+    (tmp_path / "s").write_text("a\nb\nc\n")
+    (tmp_path / "t").write_text("x\ny\n")
+    with pytest.raises(AttendError, match=r"s has 3 lines but .*t has 2"):
+        read_parallel(tmp_path / "s", tmp_path / "t")
+
+
+def test_invalid_utf8_names_file_and_line(tmp_path):
+    (tmp_path / "bad.txt").write_bytes(b"fine\nalso fine\nbroken \xff here\n")
+    with pytest.raises(AttendError, match=r"bad\.txt:3: invalid UTF-8"):
+        read_lines(tmp_path / "bad.txt")
+
+
+def test_empty_corpus(tmp_path):
+    (tmp_path / "s").write_text("")
+    (tmp_path / "t").write_text("")
+    with pytest.raises(AttendError, match="the corpus is empty"):
+        read_parallel(tmp_path / "s", tmp_path / "t")
+
+
+def test_tsv_with_wrong_columns_names_line(tmp_path):
+    (tmp_path / "c.tsv").write_text("a\tb\nonly one column\n")
+    with pytest.raises(AttendError, match=r"c\.tsv:2: expected 2 tab-separated columns"):
+        read_parallel(tmp_path / "c.tsv")
+
+
+def test_corrupt_gzip(tmp_path):
+    (tmp_path / "x.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(AttendError, match="cannot read gzip data"):
+        read_lines(tmp_path / "x.gz")

@@ -1,0 +1,26 @@
+import pytest
+import sacrebleu
+
+from attend.evaluate import accuracy, bleu_chrf, wer_per
+
+
+def test_wer_per_use_the_closest_reference():
+    hyps = ["K AE T", "D AO G", "F IH SH"]
+    refs = [["K AE T"], ["D AA G", "D AO G"], ["F IH SH IH", "P IH SH"]]
+    result = wer_per(hyps, refs)
+    assert result["wer"] == pytest.approx(100 / 3)  # only the third word is wrong
+    # distances 0, 0, 1 (closest reference, length 3): 1 / (3 + 3 + 3)
+    assert result["per"] == pytest.approx(100 / 9)
+
+
+def test_accuracy_ignores_spacing():
+    assert accuracy(["a  b", "c"], [["a b"], ["d"]]) == 50.0
+
+
+def test_bleu_equals_sacrebleu_on_detokenized_text():
+    hyps = ["The cat sat on the mat.", "A dog runs in the park!"]
+    refs = ["The cat sat on a mat.", "A dog is running in the park!"]
+    ours = bleu_chrf(hyps, [[r] for r in refs])
+    assert ours["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
+    assert ours["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score)
+    assert "nrefs:1" in ours["bleu_signature"]

@@ -1,0 +1,18 @@
+from attend.recipes.g2p_cmudict import load, read_lexicon, strip_stress
+
+
+def test_standard_test_split_is_held_out():
+    task = load()
+    test_words = {w for w, _ in task.test}
+    assert len(test_words) == 11994  # the Yao & Zweig (2015) test words
+    assert not test_words & {w for w, _ in task.train}
+    assert not test_words & {w for w, _ in task.valid}
+    assert not {w for w, _ in task.valid} & {w for w, _ in task.train}
+    assert len(task.train) > 110000
+    multi = [refs for _, refs in task.test if len(refs) > 1]
+    assert len(multi) == 781  # words with several distinct pronunciations, as the split's README counts
+
+
+def test_lexicon_parsing_and_stress():
+    assert read_lexicon("HELLO  HH AH0 L OW1\n") == [("hello", "HH AH L OW")]
+    assert strip_stress(["AE1", "B", "ER0"]) == "AE B ER"

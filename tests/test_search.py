@@ -1,0 +1,134 @@
+"""Search finds what it claims: exhaustive checks on a small model, greedy = beam 1, batching changes nothing."""
+
+import itertools
+
+import pytest
+import torch
+
+from attend.config import ModelConfig
+from attend.data.vocab import BOS_ID, EOS_ID, UNK_ID
+from attend.models import build_model, select_rows
+from attend.search import beam_search, greedy, length_penalty, sample
+
+VOCAB = 7  # 4 specials + 3 real tokens; <unk> may be generated, <pad> and <s> may not
+OUTPUT_TOKENS = [UNK_ID, 4, 5, 6]
+
+
+def random_model(family="transformer", seed=0, sharpen=4.0):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(family=family, hidden_size=32, embed_dim=16, ff_size=64, encoder_layers=1, decoder_layers=1,
+                      heads=2, dropout=0.0)
+    model = build_model(cfg, 12, VOCAB).eval()
+    with torch.no_grad():  # sharpen the output distribution so sequences differ clearly in probability
+        model.out.weight.mul_(sharpen)
+    return model
+
+
+def sources():
+    src = torch.tensor([[5, 6, 7, 3], [8, 9, 3, 0], [10, 3, 0, 0]])
+    return src, src != 0
+
+
+@torch.no_grad()
+def sequence_scores(model, src, src_mask, sequences):
+    """log P(tokens + </s> | src) for each sequence, by teacher forcing: what search maximises."""
+    width = max(len(s) for s in sequences) + 1
+    tgt_in = torch.tensor([[BOS_ID] + s + [0] * (width - 1 - len(s)) for s in sequences])
+    tgt_out = torch.tensor([s + [EOS_ID] + [0] * (width - 1 - len(s)) for s in sequences])
+    memory = select_rows(model.encode(src, src_mask), torch.zeros(len(sequences), dtype=torch.long))
+    logits, _ = model.decode(tgt_in, memory)
+    logp = torch.log_softmax(logits.float(), -1).gather(2, tgt_out[:, :, None])[:, :, 0]
+    return (logp * (tgt_out != 0)).sum(1).tolist()
+
+
+def sequence_score(model, src, src_mask, tokens):
+    return sequence_scores(model, src, src_mask, [tokens])[0]
+
+
+def exhaustive(model, src, src_mask, max_len):
+    """Every output of at most max_len - 1 tokens (the last step must be </s>), best first."""
+    candidates = [list(seq) for n in range(max_len) for seq in itertools.product(OUTPUT_TOKENS, repeat=n)]
+    return sorted(zip(sequence_scores(model, src, src_mask, candidates), candidates), key=lambda sc: -sc[0])
+
+
+@pytest.mark.parametrize("family", ["transformer", "rnn-attention", "rnn"])
+def test_wide_beam_finds_the_exhaustive_best_and_nbest(family):
+    model = random_model(family)
+    src, src_mask = sources()
+    max_len = 4
+    wide = sum(len(OUTPUT_TOKENS) ** n for n in range(max_len))  # 85: every hypothesis fits in the beam
+    results = beam_search(model, src, src_mask, max_len, beam_size=wide, nbest=5)
+    for row in range(src.size(0)):
+        truth = exhaustive(model, src[row: row + 1], src_mask[row: row + 1], max_len)[:5]
+        assert [h.tokens for h in results[row]] == [seq for _, seq in truth]
+        for hyp, (best, _) in zip(results[row], truth):
+            assert hyp.score == pytest.approx(best, abs=1e-4)
+
+
+def test_small_beam_scores_are_the_models_own_scores():
+    model = random_model()
+    src, src_mask = sources()
+    for row, hyps in enumerate(beam_search(model, src, src_mask, 6, beam_size=3, nbest=3)):
+        assert len(hyps) == 3 and hyps[0].score >= hyps[1].score >= hyps[2].score
+        for h in hyps:
+            assert h.score == pytest.approx(sequence_score(model, src[row: row + 1], src_mask[row: row + 1], h.tokens), abs=1e-4)
+
+
+def test_length_penalty_divides_the_score_and_favours_longer_outputs():
+    model = random_model()
+    src, src_mask = sources()
+    plain = beam_search(model, src, src_mask, 6, beam_size=4, alpha=0.0)
+    rewarded = beam_search(model, src, src_mask, 6, beam_size=4, alpha=2.0)
+    for row, hyps in enumerate(rewarded):
+        h = hyps[0]
+        raw = h.score * length_penalty(len(h.tokens) + 1, 2.0)
+        assert raw == pytest.approx(sequence_score(model, src[row: row + 1], src_mask[row: row + 1], h.tokens), abs=1e-4)
+    assert sum(len(h[0].tokens) for h in rewarded) >= sum(len(h[0].tokens) for h in plain)
+
+
+@pytest.mark.parametrize("family", ["transformer", "rnn-attention", "rnn"])
+def test_beam_of_one_equals_greedy(family):
+    model = random_model(family, seed=3)
+    src, src_mask = sources()
+    for b, g in zip(beam_search(model, src, src_mask, 8, beam_size=1), greedy(model, src, src_mask, 8)):
+        assert b[0].tokens == g[0].tokens
+        assert b[0].score == pytest.approx(g[0].score, abs=1e-4)
+
+
+@pytest.mark.parametrize("family", ["transformer", "rnn-attention"])
+def test_batched_beam_equals_one_by_one(family):
+    model = random_model(family, seed=5)
+    src, src_mask = sources()
+    together = beam_search(model, src, src_mask, 8, beam_size=4, nbest=2)
+    for row in range(src.size(0)):
+        length = int(src_mask[row].sum())
+        alone = beam_search(model, src[row: row + 1, :length], src_mask[row: row + 1, :length], 8, beam_size=4, nbest=2)[0]
+        assert [h.tokens for h in alone] == [h.tokens for h in together[row]]
+
+
+def test_greedy_matches_stepwise_argmax_and_sampling_with_top_k_one_is_greedy():
+    model = random_model(seed=7)
+    src, src_mask = sources()
+    g = greedy(model, src, src_mask, 8)
+    s = sample(model, src, src_mask, 8, top_k=1, generator=torch.Generator().manual_seed(0))
+    assert [h[0].tokens for h in g] == [h[0].tokens for h in s]
+    nucleus = sample(model, src, src_mask, 8, top_p=1e-6, generator=torch.Generator().manual_seed(0))
+    assert [h[0].tokens for h in g] == [h[0].tokens for h in nucleus]
+
+
+def test_sampling_is_seeded_and_varies():
+    model = random_model(seed=7, sharpen=1.0)
+    src, src_mask = sources()
+    run = lambda seed: [h[0].tokens for h in sample(model, src.repeat(8, 1), src_mask.repeat(8, 1), 8, temperature=2.0,
+                                                  generator=torch.Generator().manual_seed(seed))]
+    assert run(1) == run(1)
+    assert len({tuple(t) for t in run(1)}) > 1
+
+
+def test_greedy_returns_attention_per_step():
+    model = random_model(seed=7)
+    src, src_mask = sources()
+    for row, hyps in enumerate(greedy(model, src, src_mask, 8, return_attention=True)):
+        att = hyps[0].attention
+        assert att.shape == (len(hyps[0].tokens) + 1, 1, 2, src.size(1))
+        torch.testing.assert_close(att.sum(-1), torch.ones(att.shape[:-1]))

@@ -1,0 +1,46 @@
+import random
+
+from attend.data.batching import bucket_batches, collate, encode_pairs
+from attend.data.tokenizers import CharTokenizer, SubwordTokenizer, WordTokenizer, tokenizer_from_state
+from attend.data.vocab import BOS_ID, EOS_ID, UNK_ID, Vocab
+
+
+def test_char_and_word_round_trip():
+    char = CharTokenizer(lowercase=True)
+    assert char.encode("Ab c") == ["a", "b", "\u2581", "c"]
+    assert char.decode(char.encode("ab  c")) == "ab c"
+    word = WordTokenizer()
+    assert word.decode(word.encode(" HH  AH L OW ")) == "HH AH L OW"
+
+
+def test_subword_trains_and_round_trips_from_saved_state():
+    rng = random.Random(0)
+    words = "the cat dog sat ran on under mat table quickly slowly house garden".split()
+    lines = [" ".join(rng.choice(words) for _ in range(8)) for _ in range(500)]
+    tok = SubwordTokenizer.train(lines, vocab_size=40)
+    restored = tokenizer_from_state(tok.state(), tok.model_bytes)
+    text = "the dog sat on the mat"
+    assert restored.encode(text) == tok.encode(text)
+    assert restored.decode(restored.encode(text)) == text
+    assert len(tok.encode(text)) < len(text.replace(" ", ""))  # pieces are longer than characters
+
+
+def test_vocab_min_freq_specials_and_unknowns():
+    vocab = Vocab.build([["a", "b", "a"], ["a", "c"]], min_freq=2)
+    assert vocab.itos[:4] == ["<pad>", "<unk>", "<s>", "</s>"] and vocab.itos[4:] == ["a"]
+    assert vocab.encode(["a", "zzz"]) == [4, UNK_ID]
+    assert vocab.decode([4, EOS_ID, 4]) == ["a"]
+
+
+def test_long_pairs_are_skipped_and_batches_respect_token_budget():
+    tok = WordTokenizer()
+    pairs = [("a " * n, "b " * n) for n in range(1, 30)]
+    vocab = Vocab.build([["a"], ["b"]])
+    examples, kept, skipped = encode_pairs(pairs, tok, tok, vocab, vocab, max_len=11)
+    assert skipped == 19 and len(examples) == 10
+    for indices in bucket_batches(examples, batch_tokens=40):
+        batch = collate(examples, indices)
+        assert batch.src.numel() <= 40 and batch.tgt_in.numel() <= 40
+        real = (batch.tgt_out[:, :-1] != 0) & (batch.tgt_out[:, :-1] != EOS_ID)
+        assert (batch.tgt_in[:, 0] == BOS_ID).all()
+        assert (batch.tgt_out[:, :-1] == batch.tgt_in[:, 1:])[real].all()  # the output is the input shifted by one

@@ -1,0 +1,92 @@
+"""Training learns, checkpoints round-trip, and a resumed run continues exactly where it stopped."""
+
+import json
+
+import pytest
+import torch
+
+from attend.checkpoint import load_model, load_weights, weights_bytes
+from attend.errors import AttendError
+from attend.inference import Translator
+from attend.models import build_model
+from attend.recipes.synthetic import make_pairs
+from attend.train import resume, train
+from conftest import tiny_config
+
+
+def held_out_accuracy(folder, task: str) -> float:
+    pairs = make_pairs(task, 300, 8, 6, seed=99)  # the training pairs come from seed 1
+    outputs = Translator(load_model(folder)).best([s for s, _ in pairs])
+    return sum(o == t for o, (_, t) in zip(outputs, pairs)) / len(pairs)
+
+
+def test_attention_rnn_learns_reverse(tmp_path):
+    cfg = tiny_config("rnn-attention", model={"hidden_size": 128},
+                      train={"max_steps": 400, "eval_every": 100, "lr": 0.005, "schedule": "cosine"})
+    summary = train(cfg, tmp_path / "m", progress=False)
+    assert held_out_accuracy(tmp_path / "m", "reverse") >= 0.99, summary
+
+
+def test_transformer_learns_copy(tmp_path):
+    cfg = tiny_config("transformer", data={"recipe": "copy"},
+                      train={"max_steps": 400, "eval_every": 100, "lr": 0.003, "warmup_steps": 50, "schedule": "cosine"})
+    summary = train(cfg, tmp_path / "m", progress=False)
+    assert held_out_accuracy(tmp_path / "m", "copy") >= 0.99, summary
+
+
+def test_plain_rnn_learns_copy(tmp_path):
+    cfg = tiny_config("rnn", data={"recipe": "copy", "synthetic_max_len": 4}, train={"max_steps": 300, "eval_every": 150, "lr": 0.01})
+    summary = train(cfg, tmp_path / "m", progress=False)
+    assert summary["best"] >= 90.0, summary
+
+
+def test_model_folder_contents_and_logs(trained_folder):
+    names = {p.name for p in trained_folder.iterdir()}
+    assert {"config.yaml", "vocab.json", "tokenizers.json", "model.safetensors", "meta.json", "train.log",
+            "metrics.jsonl", "checkpoints"} <= names
+    records = [json.loads(line) for line in (trained_folder / "metrics.jsonl").read_text().splitlines()]
+    assert any("loss" in r and "tokens_per_s" in r for r in records)
+    assert any("valid" in r for r in records)
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert losses[-1] < losses[0] / 2  # it learned something
+    assert len(list((trained_folder / "checkpoints").glob("step-*"))) == 2  # keep_last
+
+
+def test_weights_round_trip_keeps_outputs_and_tied_embeddings(trained_folder):
+    loaded = load_model(trained_folder)
+    fresh = build_model(loaded.config.model, len(loaded.src_vocab), len(loaded.tgt_vocab)).eval()
+    path = trained_folder.parent / "copy.safetensors"
+    path.write_bytes(weights_bytes(loaded.model))
+    load_weights(fresh, path)
+    assert fresh.out.weight.data_ptr() == fresh.tgt_embed.tokens.weight.data_ptr()
+    for name, tensor in loaded.model.state_dict().items():
+        assert torch.equal(tensor, fresh.state_dict()[name]), name
+    lines = ["a b c", "d e f g"]
+    assert Translator(loaded).best(lines) == Translator(loaded.__class__(**{**loaded.__dict__, "model": fresh})).best(lines)
+
+
+def test_resume_continues_exactly(tmp_path):
+    cfg = lambda steps: tiny_config("transformer", model={"dropout": 0.2},
+                                    train={"max_steps": steps, "eval_every": 20, "keep_last": 5})
+    train(cfg(40), tmp_path / "straight", progress=False)
+    train(cfg(20), tmp_path / "stopped", progress=False)
+    summary = resume(tmp_path / "stopped", progress=False, max_steps=40)
+    assert summary["step"] == 40
+    a = (tmp_path / "straight/checkpoints/step-00000040/model.safetensors").read_bytes()
+    b = (tmp_path / "stopped/checkpoints/step-00000040/model.safetensors").read_bytes()
+    assert a == b
+
+
+def test_training_into_an_existing_folder_is_refused(trained_folder):
+    before = (trained_folder / "model.safetensors").read_bytes()
+    with pytest.raises(AttendError, match="already exists and is not empty; use 'attend train --resume"):
+        train(tiny_config(), trained_folder, progress=False)
+    assert (trained_folder / "model.safetensors").read_bytes() == before
+
+
+def test_too_long_training_pairs_are_skipped_and_counted(tmp_path):
+    (tmp_path / "c.tsv").write_text("a b\tb a\n" * 50 + ("x " * 100 + "\ty\n") * 3)
+    cfg = tiny_config(data={"recipe": None, "train_src": str(tmp_path / "c.tsv"), "valid_src": str(tmp_path / "c.tsv"),
+                            "max_len": 20}, train={"max_steps": 2, "eval_every": 2})
+    train(cfg, tmp_path / "m", progress=False)
+    assert "50 pairs (3 skipped as too long)" in (tmp_path / "m/train.log").read_text()
