@@ -14,6 +14,7 @@ import torch
 from attend.checkpoint import LoadedModel
 from attend.data.batching import encode_source, pad
 from attend.data.vocab import PAD_ID
+from attend.device import pick_device
 from attend.errors import AttendError
 from attend.search import beam_search, greedy, max_output_length, sample
 
@@ -49,10 +50,10 @@ class Translator:
     """Decodes lists of input strings with a model and its tokenizers."""
 
     def __init__(self, loaded: LoadedModel, options: SearchOptions | None = None, batch_size: int = 64,
-                 device: str | torch.device = "cpu"):
+                 device: str | None = None):
         self.loaded, self.options, self.batch_size = loaded, options or SearchOptions(), batch_size
         self.options.check()
-        self.device = torch.device(device)
+        self.device = pick_device(device)
         self.limit = loaded.config.model.max_positions  # longest input (and output) in tokens
         self.generator = torch.Generator().manual_seed(self.options.seed) if self.options.seed is not None else None
 

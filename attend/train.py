@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from attend.config import Config
 from attend.data.batching import bucket_batches, collate, encode_pairs
 from attend.data.tokenizers import Tokenizer, build_tokenizer
 from attend.data.vocab import PAD_ID, Vocab
+from attend.device import pick_device
 from attend.errors import AttendError
 from attend.evaluate import HIGHER_IS_BETTER, score
 from attend.inference import Translator
@@ -99,7 +101,8 @@ class Trainer:
         t = config.train
         torch.manual_seed(t.seed)
         random.seed(t.seed)
-        self.model = build_model(config.model, len(data.src_vocab), len(data.tgt_vocab))
+        self.device = pick_device()
+        self.model = build_model(config.model, len(data.src_vocab), len(data.tgt_vocab)).to(self.device)
         adam = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = adam(self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
         self.started, self.deadline = time.time(), float("inf")
@@ -118,10 +121,10 @@ class Trainer:
         t = self.config.train
         start = self.started = time.time()
         deadline = self.deadline = start + 60 * t.max_minutes if t.max_minutes > 0 else float("inf")
-        self.log.info("training %s: %d parameters, %d pairs (%d skipped as too long), %d validation inputs "
-                      "(%d skipped as too long), from step %d", self.config.model.family,
-                      count_parameters(self.model), len(self.data.examples), self.data.skipped, len(self.valid),
-                      self.valid_skipped, self.step)
+        self._say(f"training {self.config.model.family}: {count_parameters(self.model):,} parameters, "
+                  f"{len(self.data.examples):,} pairs ({self.data.skipped:,} skipped as too long), "
+                  f"{len(self.valid):,} validation inputs ({self.valid_skipped:,} skipped as too long), "
+                  f"from step {self.step}")
         bar = self._progress_bar()
         window_loss, window_tokens, window_start, stop_reason = 0.0, 0, time.time(), "max_steps"
         last_eval_step, batches = None, self._epoch_batches()
@@ -132,7 +135,7 @@ class Trainer:
             if self.epoch >= t.max_epochs:
                 stop_reason = "max_epochs"
                 break
-            batch = collate(self.data.examples, batches[self.batch_in_epoch])
+            batch = collate(self.data.examples, batches[self.batch_in_epoch]).to(self.device)
             self.batch_in_epoch += 1
             loss, n_tokens = self._train_step(batch)
             window_loss += loss
@@ -219,8 +222,8 @@ class Trainer:
                                        self.config.train.keep_last)
         self._log_metrics({"step": self.step, "valid": {k: v for k, v in result.items() if not k.endswith("signature")},
                            "best": self.best})
-        self.log.info("step %d: validation %s", self.step, ", ".join(f"{k}={v:.3f}" for k, v in result.items()
-                                                                        if isinstance(v, float)))
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in result.items() if isinstance(v, float))
+        self._say(f"step {self.step}: validation {shown}{' (best so far)' if improved else ''}")
         return self.bad_evals >= self.config.train.patience
 
     @torch.no_grad()
@@ -232,7 +235,7 @@ class Trainer:
                                       length_limit(self.config))
         total, count = 0.0, 0
         for indices in bucket_batches(examples, self.config.train.batch_tokens):
-            batch = collate(examples, indices)
+            batch = collate(examples, indices).to(self.device)
             logits = self.model(batch.src, batch.src_mask, batch.tgt_in)
             total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch.tgt_out.reshape(-1),
                                      ignore_index=PAD_ID, reduction="sum").item()
@@ -268,6 +271,14 @@ class Trainer:
             raise AttendError(f"{checkpoint_dir}: training state does not match this model ({e})") from None
 
     # ----- reporting ----------------------------------------------------------------------------
+    def _say(self, message: str) -> None:
+        """Into train.log, and onto the terminal when a progress bar is shown."""
+        self.log.info(message)
+        if self.progress:
+            from tqdm import tqdm
+
+            tqdm.write(message, file=sys.stderr)
+
     def _log_metrics(self, record: dict) -> None:
         with open(self.folder / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")

@@ -40,7 +40,7 @@ def load_task(cfg: DataConfig) -> Task:
     if cfg.recipe == "g2p-cmudict":
         from attend.recipes.g2p_cmudict import load
 
-        return load()
+        return load(cfg.train_src)
     if cfg.recipe in ("reverse", "copy"):
         from attend.recipes.synthetic import load
 

