@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Train the built-in English grapheme-to-phoneme model on CMUdict (no "
                                         "download), report WER/PER on the standard test words, show predictions.")
     p.add_argument("--out", default="attend-g2p", help="model folder to create (default: attend-g2p)")
-    p.add_argument("--minutes", type=float, default=None, help="training time budget (default: the recipe's, 7.5)")
+    p.add_argument("--minutes", type=float, default=None, help="training time budget (default: the recipe's, 8)")
+    p.add_argument("--beam", type=int, default=5, help="beam size for scoring the test words (default: 5)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_quickstart)
 
@@ -99,7 +100,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 def cmd_quickstart(args) -> int:
     from attend.quickstart import run
 
-    run(Path(args.out), minutes=args.minutes, progress=not args.quiet)
+    run(Path(args.out), minutes=args.minutes, progress=not args.quiet, beam=args.beam)
     return 0
 
 

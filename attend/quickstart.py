@@ -18,7 +18,7 @@ from attend.checkpoint import load_model
 from attend.config import Config, config_from_dict
 from attend.errors import AttendError
 from attend.evaluate import format_table, score
-from attend.inference import Translator
+from attend.inference import SearchOptions, Translator
 from attend.models import count_parameters
 from attend.train import train
 
@@ -31,8 +31,8 @@ def default_config() -> Config:
     return config_from_dict(yaml.safe_load(text), "attend/recipes/quickstart.yaml")
 
 
-def run(out: Path, minutes: float | None = None, progress: bool = True) -> dict:
-    """Train, evaluate and demonstrate; returns the test metrics."""
+def run(out: Path, minutes: float | None = None, progress: bool = True, beam: int = 5) -> dict:
+    """Train, evaluate (beam search of width `beam`) and demonstrate; returns the test metrics."""
     from attend.recipes.g2p_cmudict import test_pairs
     from attend.recipes import group_references
 
@@ -55,10 +55,11 @@ def run(out: Path, minutes: float | None = None, progress: bool = True) -> dict:
           f"in {summary['minutes']:.1f} min; best validation WER {summary['best']:.2f}%")
 
     test = group_references(test_pairs())
-    translator = Translator(loaded, batch_size=512)
+    translator = Translator(loaded, SearchOptions(beam_size=beam), batch_size=256)
     hyps = translator.best([w for w, _ in test], "cmudict-0.7b.test", progress=progress)
     result = score("wer", hyps, [refs for _, refs in test])
-    print("\nStandard CMUdict test words (Yao & Zweig 2015 split), greedy decoding:")
+    search = f"beam search, width {beam}" if beam > 1 else "greedy decoding"
+    print(f"\nStandard CMUdict test words (Yao & Zweig 2015 split), {search}:")
     print(format_table(result, len(test)))
 
     print("\nA few words it has never seen:")

@@ -168,12 +168,4 @@ def beam_search(model: Seq2Seq, src, src_mask, max_len: int, beam_size: int = 5,
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
 
 
-def search(model: Seq2Seq, src, src_mask, max_len: int, beam_size: int = 1, alpha: float = 0.0, nbest: int = 1,
-           return_attention: bool = False) -> list[list[Hypothesis]]:
-    """Greedy when beam_size is 1 and one hypothesis is wanted, else beam search."""
-    if beam_size == 1 and nbest == 1:
-        return greedy(model, src, src_mask, max_len, return_attention)
-    return beam_search(model, src, src_mask, max_len, max(beam_size, nbest), alpha, nbest)
-
-
-__all__ = ["Hypothesis", "beam_search", "greedy", "length_penalty", "max_output_length", "sample", "search"]
+__all__ = ["Hypothesis", "beam_search", "greedy", "length_penalty", "max_output_length", "sample"]
