@@ -42,6 +42,8 @@ class SearchOptions:
     def check(self) -> None:
         if self.beam_size < 1 or self.nbest < 1:
             raise AttendError("--beam and --nbest must be at least 1")
+        if not 0.0 < self.top_p <= 1.0 or self.top_k < 0 or self.temperature <= 0.0:
+            raise AttendError("sampling needs --temperature > 0, --top-k >= 0 and 0 < --top-p <= 1")
         if self.nbest > self.beam_size and not self.sample:
             self.beam_size = self.nbest  # n-best needs at least n beams
 
@@ -53,6 +55,8 @@ class Translator:
                  device: str | None = None):
         self.loaded, self.options, self.batch_size = loaded, options or SearchOptions(), batch_size
         self.options.check()
+        if batch_size < 1:
+            raise AttendError(f"--batch-size must be at least 1, got {batch_size}")
         self.device = pick_device(device)
         self.limit = loaded.config.model.max_positions  # longest input (and output) in tokens
         self.generator = torch.Generator().manual_seed(self.options.seed) if self.options.seed is not None else None

@@ -118,3 +118,9 @@ def test_every_command_has_help(command, capsys):
         main([command, "--help"])
     assert exit_info.value.code == 0
     assert "usage: attend " + command in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags", [["--batch-size", "0"], ["--beam", "0"], ["--sample", "--top-p", "1.5"]])
+def test_bad_search_flags_are_one_line_errors(trained_folder, capsys, flags):
+    code, out, err = run(capsys, "translate", "--model", str(trained_folder), *flags, "a b")
+    assert code == 1 and out == "" and err.startswith("attend: error: ") and err.count("\n") == 1
