@@ -42,7 +42,8 @@ FAMILIES = ("rnn", "rnn-attention", "transformer")
 def device_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f"CPU {torch.get_num_threads()} threads ({torch.backends.cpu.get_cpu_capability()})"
+    threads = torch.get_num_threads()
+    return f"CPU {threads} thread{'s' * (threads > 1)} ({torch.backends.cpu.get_cpu_capability()})"
 
 
 def run_family(family: str, args) -> dict:
