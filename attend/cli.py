@@ -146,9 +146,9 @@ def cmd_evaluate(args) -> int:
 
     if args.lexicon:
         from attend.recipes import group_references
-        from attend.recipes.g2p_cmudict import read_lexicon
+        from attend.recipes.g2p_cmudict import read_lexicon_file
 
-        items = group_references(read_lexicon("\n".join(read_lines(args.lexicon)), args.lexicon))
+        items = group_references(read_lexicon_file(args.lexicon))
         sources, refs = [s for s, _ in items], [r for _, r in items]
         source = args.lexicon
     elif args.src and args.ref:

