@@ -82,6 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", help="also write the outputs to this file")
     p.set_defaults(run=cmd_evaluate)
 
+    p = commands.add_parser("explain", help="draw how a model attends on one input: heatmaps, animation, web page",
+                            description="Decode one input and draw its attention: PNG heatmaps always (per layer and "
+                                        "head for a Transformer, plus self-attention), an animation of decoding "
+                                        "with --animate, a self-contained interactive page with --html.")
+    p.add_argument("text", help="the input, quoted if it has spaces")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", "-m", help="model folder")
+    which.add_argument("--compare", nargs=2, metavar="DIR", help="two model folders, drawn side by side")
+    p.add_argument("--out", "-o", default="explain", help="folder for the pictures (default: explain)")
+    p.add_argument("--animate", action="store_true", help="also an animated GIF of decoding (and MP4 with ffmpeg)")
+    p.add_argument("--html", action="store_true", help="also one self-contained HTML page to explore the maps")
+    p.add_argument("--beam", type=int, default=1, help="beam size (1: greedy); beams show in the animation and page")
+    p.add_argument("--alpha", type=float, default=0.0, help="beam length penalty, GNMT style (0: none)")
+    p.add_argument("--top-k", type=int, default=5, help="alternatives shown per decoding step (default: 5)")
+    p.add_argument("--fps", type=float, default=1.5, help="animation frames per second (default: 1.5)")
+    p.set_defaults(run=cmd_explain)
+
     p = commands.add_parser("info", help="describe a model folder", description="Print what a model folder holds.")
     p.add_argument("--model", "-m", required=True, help="model folder")
     p.set_defaults(run=cmd_info)
@@ -167,6 +184,25 @@ def cmd_evaluate(args) -> int:
     if args.output:
         write_output("".join(h + "\n" for h in hyps), args.output)
     print(format_table(score(loaded.config.data.metric, hyps, refs), len(sources)))
+    return 0
+
+
+def cmd_explain(args) -> int:
+    import time
+
+    from attend.explain import explain
+
+    if args.beam < 1 or args.top_k < 1 or args.fps <= 0:
+        raise AttendError("--beam and --top-k must be at least 1 and --fps above 0")
+    started = time.perf_counter()
+    models = [load(folder) for folder in (args.compare or [args.model])]
+    result = explain(models, args.text, Path(args.out), animate=args.animate, html=args.html, beam_size=args.beam,
+                     alpha=args.alpha, top_k=args.top_k, fps=args.fps)
+    for note in result.notes:
+        print(note)
+    print(f"wrote {len(result.files)} files in {time.perf_counter() - started:.1f} s:")
+    for path in result.files:
+        print(f"  {path}")
     return 0
 
 

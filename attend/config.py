@@ -123,6 +123,8 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 1
     threads: int = 0
+    pictures: bool = True  # curves.png and attention on one validation sentence at every validation
+    tensorboard: bool = False  # also log to FOLDER/tensorboard (needs the tensorboard package)
 
     def validate(self, where: str) -> None:
         _one_of(self.optimizer, ("adam", "adamw"), f"{where}: train.optimizer")

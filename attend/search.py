@@ -112,13 +112,18 @@ def length_penalty(length: int, alpha: float) -> float:
 
 @torch.no_grad()
 def beam_search(model: Seq2Seq, src, src_mask, max_len: int, beam_size: int = 5, alpha: float = 0.0,
-                nbest: int = 1) -> list[list[Hypothesis]]:
+                nbest: int = 1, on_step: Optional[Callable] = None) -> list[list[Hypothesis]]:
     """Batched beam search; returns the `nbest` best finished hypotheses per sentence.
 
     Each step scores beam_size * vocab continuations of every live sentence,
     keeps the best 2 * beam_size, sends those ending in </s> (among the top
     beam_size) to the finished list and the best beam_size others on. A sentence
     is done once it has beam_size finished hypotheses, or at `max_len`.
+
+    `on_step(t, sentences, beam, token, scores, ended)`, when given, sees every
+    step's outcome for pictures of the search: the live sentences, the parent
+    beam, new token and score of each surviving beam (each (len(sentences), k)),
+    and the (sentence, parent beam, score) of hypotheses that ended with </s>.
     """
     k, batch = beam_size, src.size(0)
     memory = model.encode(src, src_mask)
@@ -142,10 +147,12 @@ def beam_search(model: Seq2Seq, src, src_mask, max_len: int, beam_size: int = 5,
 
         sentences = active.tolist()
         ended = (is_eos & (rank[: top_index.size(1)] < k) & (top_scores > float("-inf"))).nonzero().tolist()
+        ended_here = []
         for row, r in ended:
             words = history[row, beam[row, r]].tolist()
             score = top_scores[row, r].item() / length_penalty(t + 1, alpha)
             finished[sentences[row]].append(Hypothesis(words, score))
+            ended_here.append((sentences[row], int(beam[row, r]), score))
 
         # the best k candidates that do not end here carry on
         order = (is_eos.long() * 2 * k + rank[: top_index.size(1)]).argsort(dim=1)[:, :k]
@@ -153,6 +160,8 @@ def beam_search(model: Seq2Seq, src, src_mask, max_len: int, beam_size: int = 5,
         history = torch.cat([history.gather(1, beam[:, :, None].expand(-1, -1, history.size(2))), token[:, :, None]], dim=2)
         rows = (torch.arange(n, device=src.device)[:, None] * k + beam).view(-1)
         state = select_rows(state, rows)
+        if on_step is not None:
+            on_step(t, sentences, beam, token, scores, ended_here)
 
         done = torch.tensor([len(finished[s]) >= k for s in sentences])
         if bool(done.all()):

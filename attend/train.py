@@ -115,6 +115,12 @@ class Trainer:
         fits = [(s, refs) for s, refs in data.task.valid if len(data.src_tokenizer.encode(s)) < limit]
         self.valid = fits[: t.valid_max_sentences]
         self.valid_skipped = len(data.task.valid) - len(fits)
+        self.pictures = None
+        if t.pictures or t.tensorboard:
+            from attend.explain.training import TrainingPictures
+
+            self.pictures = TrainingPictures(folder, config.data.metric, self.valid[0][0] if self.valid else None,
+                                             t.tensorboard, draw=t.pictures)
         self.valid_examples, _, _ = encode_pairs([(s, refs[0]) for s, refs in self.valid], data.src_tokenizer,
                                                  data.tgt_tokenizer, data.src_vocab, data.tgt_vocab, limit)
 
@@ -167,6 +173,8 @@ class Trainer:
             self._evaluate_and_save()
         self.log.info("stopped at step %d: %s; best validation %s = %s", self.step, stop_reason,
                       self.config.data.metric, self.best)
+        if self.pictures is not None:
+            self.pictures.close()
         return {"step": self.step, "epoch": self.epoch, "stop_reason": stop_reason, "best": self.best,
                 "metric": self.config.data.metric, "minutes": (time.time() - start) / 60}
 
@@ -224,6 +232,8 @@ class Trainer:
                                        self.config.train.keep_last)
         self._log_metrics({"step": self.step, "valid": {k: v for k, v in result.items() if not k.endswith("signature")},
                            "best": self.best})
+        if self.pictures is not None:
+            self.pictures.after_validation(self.step, result, self.loaded())
         shown = ", ".join(f"{k} {v:.2f}" for k, v in result.items() if isinstance(v, float))
         self._say(f"step {self.step}: validation {shown}{' (best so far)' if improved else ''}")
         return self.bad_evals >= self.config.train.patience
@@ -280,6 +290,8 @@ class Trainer:
     def _log_metrics(self, record: dict) -> None:
         with open(self.folder / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+        if self.pictures is not None and "loss" in record:
+            self.pictures.training_record(record)
 
     def _progress_bar(self):
         if not self.progress:

@@ -30,3 +30,15 @@ def trained_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models") / "reverse"
     train(tiny_config(train={"max_steps": 150, "eval_every": 75}), folder, progress=False)
     return folder
+
+
+@pytest.fixture(scope="session")
+def rnn_folders(tmp_path_factory):
+    """Plain and attention RNNs trained for a few steps on `reverse`, by family; tests must not modify them."""
+    from attend.train import train
+
+    folders = {}
+    for family in ("rnn", "rnn-attention"):
+        folders[family] = tmp_path_factory.mktemp("models") / family
+        train(tiny_config(family, train={"max_steps": 30, "eval_every": 30}), folders[family], progress=False)
+    return folders

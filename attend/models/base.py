@@ -15,6 +15,11 @@ Attention, when asked for with `return_attention=True`, always has the shape
 (batch, layers, heads, src_len) from `step`: an RNN with attention has one
 layer and one head; a Transformer gives every decoder layer's cross-attention;
 the RNN without attention has none and returns None.
+
+`memory["states"]` is always the encoder's output (batch, src_len, d), and
+`attention_maps` gives every attention map of one teacher-forced pass by name,
+for pictures: "cross" always (when the family attends), "encoder" and
+"decoder" self-attention where the family has them.
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ class Seq2Seq(nn.Module):
 
     def step(self, prev_token: torch.Tensor, state: Tensors, memory: Tensors, return_attention: bool = False):
         raise NotImplementedError
+
+    def attention_maps(self, src, src_mask, tgt_in) -> tuple[torch.Tensor, Tensors]:
+        """Teacher-forced logits and {name: (batch, layers, heads, queries, keys)} attention maps."""
+        logits, cross = self.decode(tgt_in, self.encode(src, src_mask), return_attention=True)
+        return logits, ({"cross": cross} if cross is not None else {})
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (batch, tgt_len, vocab), the training path."""

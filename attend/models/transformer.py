@@ -89,10 +89,12 @@ class EncoderLayer(nn.Module):
         self.ff = FeedForward(cfg.hidden_size, cfg.ff_size, cfg.dropout)
         self.res_attn, self.res_ff = Residual(cfg.hidden_size, cfg.dropout, pre), Residual(cfg.hidden_size, cfg.dropout, pre)
 
-    def forward(self, x, mask):
-        x, _ = self.res_attn(x, lambda y: self.self_attn(y, *self.self_attn.keys_values(y), mask=mask))
+    def forward(self, x, mask, return_weights=False):
+        """x (batch, src_len, d_model) -> same shape, and the self-attention weights when asked for."""
+        x, weights = self.res_attn(x, lambda y: self.self_attn(y, *self.self_attn.keys_values(y), mask=mask,
+                                                               return_weights=return_weights))
         x, _ = self.res_ff(x, lambda y: (self.ff(y), None))
-        return x
+        return x, weights
 
 
 class DecoderLayer(nn.Module):
@@ -109,7 +111,8 @@ class DecoderLayer(nn.Module):
 
         cache_kv: None for teacher forcing (causal self-attention over x), or
         this layer's cached (keys, values) for incremental decoding, which are
-        extended with x's and returned.
+        extended with x's and returned. With `return_weights` the cross- and
+        self-attention weights come back too, each (batch, heads, len, keys).
         """
         new_kv = None
 
@@ -119,12 +122,13 @@ class DecoderLayer(nn.Module):
             if cache_kv is not None:
                 k, v = torch.cat([cache_kv[0], k], dim=2), torch.cat([cache_kv[1], v], dim=2)
                 new_kv = (k, v)
-            return self.self_attn(y, k, v, causal=cache_kv is None)  # a cached step sees all its past
+            # a cached step sees all its past
+            return self.self_attn(y, k, v, causal=cache_kv is None, return_weights=return_weights)
 
-        x, _ = self.res_self(x, self_attention)
+        x, self_weights = self.res_self(x, self_attention)
         x, weights = self.res_cross(x, lambda y: self.cross_attn(y, *cross_kv, mask=src_mask, return_weights=return_weights))
         x, _ = self.res_ff(x, lambda y: (self.ff(y), None))
-        return x, new_kv, weights
+        return x, new_kv, (weights, self_weights)
 
 
 class Embeddings(nn.Module):
@@ -181,29 +185,43 @@ class Transformer(Seq2Seq):
             self.out.weight = self.tgt_embed.tokens.weight
 
     def encode(self, src, src_mask) -> Tensors:
+        memory, _ = self._run_encoder(src, src_mask, False)
+        return memory
+
+    def _run_encoder(self, src, src_mask, return_attention):
         mask = src_mask[:, None, None, :]  # (batch, 1, 1, src_len)
-        x = self.src_embed(src)
+        x, weights = self.src_embed(src), []
         for layer in self.encoder:
-            x = layer(x, mask)
+            x, w = layer(x, mask, return_attention)
+            weights.append(w)
         memory = {"states": self.encoder_norm(x), "src_mask": src_mask}  # (batch, src_len, d_model)
         for i, layer in enumerate(self.decoder):
             memory[f"cross_k{i}"], memory[f"cross_v{i}"] = layer.cross_attn.keys_values(memory["states"])
-        return memory
+        self_attention = torch.stack(weights, dim=1) if return_attention else None  # (batch, layers, heads, src, src)
+        return memory, self_attention
 
     def _run_decoder(self, x, memory, caches, return_attention):
         mask = memory["src_mask"][:, None, None, :]
-        new_caches, weights = [], []
+        new_caches, cross, self_attention = [], [], []
         for i, layer in enumerate(self.decoder):
             cross_kv = (memory[f"cross_k{i}"], memory[f"cross_v{i}"])
-            x, kv, w = layer(x, caches[i] if caches else None, cross_kv, mask, return_attention)
+            x, kv, (w, self_w) = layer(x, caches[i] if caches else None, cross_kv, mask, return_attention)
             new_caches.append(kv)
-            weights.append(w)
-        attention = torch.stack(weights, dim=1) if return_attention else None  # (batch, layers, heads, len, src_len)
+            cross.append(w)
+            self_attention.append(self_w)
+        attention = None
+        if return_attention:  # each (batch, layers, heads, len, src_len or tgt keys)
+            attention = {"cross": torch.stack(cross, dim=1), "decoder": torch.stack(self_attention, dim=1)}
         return self.out(self.decoder_norm(x)), new_caches, attention
 
     def decode(self, tgt_in, memory, return_attention=False):
         logits, _, attention = self._run_decoder(self.tgt_embed(tgt_in), memory, None, return_attention)
-        return logits, attention
+        return logits, (attention["cross"] if return_attention else None)
+
+    def attention_maps(self, src, src_mask, tgt_in):
+        memory, encoder = self._run_encoder(src, src_mask, True)
+        logits, _, attention = self._run_decoder(self.tgt_embed(tgt_in), memory, None, True)
+        return logits, {**attention, "encoder": encoder}
 
     def init_state(self, memory: Tensors) -> Tensors:
         batch = memory["states"].size(0)
@@ -218,4 +236,4 @@ class Transformer(Seq2Seq):
         new_state = {}
         for i, (k, v) in enumerate(caches):
             new_state[f"self_k{i}"], new_state[f"self_v{i}"] = k, v  # (batch, heads, position + 1, d_k)
-        return logits[:, 0], new_state, (attention[:, :, :, 0] if return_attention else None)
+        return logits[:, 0], new_state, (attention["cross"][:, :, :, 0] if return_attention else None)

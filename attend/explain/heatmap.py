@@ -1,0 +1,78 @@
+"""Attention heatmaps: target tokens down, source tokens across, one cell per weight.
+
+Figures grow with the sentence (a quarter inch per token) so every tick label
+stays readable up to about 60 tokens. matplotlib runs headless (Agg).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+CELL = 0.25  # inches per token
+CMAP = "Blues"
+
+
+def draw_map(ax, weights: np.ndarray, rows: list[str], cols: list[str], title: str = "",
+             labels: tuple[bool, bool] = (True, True), fontsize: float = 8) -> None:
+    """One (rows, cols) weight matrix on `ax`, with the tokens as tick labels."""
+    ax.imshow(weights, cmap=CMAP, vmin=0.0, vmax=max(float(weights.max()), 1e-6), aspect="equal",
+              interpolation="nearest")
+    ax.set_xticks(range(len(cols)), cols if labels[0] else [""] * len(cols), rotation=90, fontsize=fontsize)
+    ax.set_yticks(range(len(rows)), rows if labels[1] else [""] * len(rows), fontsize=fontsize)
+    ax.tick_params(length=0)
+    if title:
+        ax.set_title(title, fontsize=fontsize + 1)
+
+
+def plot_map(weights: np.ndarray, rows: list[str], cols: list[str], title: str, path: Path | None = None):
+    """A single heatmap figure, saved to `path` when given; returns the figure."""
+    fig, ax = plt.subplots(figsize=(max(3.5, CELL * len(cols) + 1.8), max(3.0, CELL * len(rows) + 1.6)))
+    draw_map(ax, weights, rows, cols, title)
+    ax.set_xlabel("source", fontsize=8)
+    ax.set_ylabel("output", fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def plot_head_grid(maps: np.ndarray, rows: list[str], cols: list[str], title: str, path: Path | None = None):
+    """maps (layers, heads, rows, cols): one heatmap per layer and head, then each layer's head-average."""
+    layers, heads = maps.shape[:2]
+    size = max(1.6, CELL * 0.6 * max(len(rows), len(cols)) + 0.8)
+    fig, axes = plt.subplots(layers, heads + 1, figsize=(size * (heads + 1), size * layers + 0.6), squeeze=False)
+    for layer in range(layers):
+        for head in range(heads + 1):
+            weights = maps[layer].mean(0) if head == heads else maps[layer, head]
+            name = "head average" if head == heads else f"head {head + 1}"
+            draw_map(axes[layer, head], weights, rows, cols, f"layer {layer + 1}, {name}",
+                     labels=(layer == layers - 1, head == 0), fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig
+
+
+def plot_side_by_side(panels: list[tuple[str, np.ndarray | None, list[str], list[str]]], path: Path):
+    """(title, weights or None, rows, cols) per model in one row: `explain --compare`."""
+    width = sum(max(3.5, CELL * len(cols) + 1.8) for _, _, _, cols in panels)
+    height = max(max(3.0, CELL * len(rows) + 1.8) for _, _, rows, _ in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, height), squeeze=False)
+    for ax, (title, weights, rows, cols) in zip(axes[0], panels):
+        if weights is None:
+            ax.axis("off")
+            ax.text(0.5, 0.5, f"{title}\n\nno attention: the decoder sees only\nthe encoder's final state",
+                    ha="center", va="center", fontsize=9, wrap=True)
+        else:
+            draw_map(ax, weights, rows, cols, title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
