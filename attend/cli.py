@@ -7,6 +7,7 @@ non-zero exit; `--debug` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("attend: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `attend translate ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

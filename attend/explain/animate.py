@@ -10,6 +10,8 @@ search, the live beams. Frames: one per source token, then one per output token.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import matplotlib
@@ -17,9 +19,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib import animation  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
+from PIL import Image  # noqa: E402
 
+from attend.errors import AttendError  # noqa: E402
 from attend.explain.trace import Trace  # noqa: E402
 
 UNIT = 0.42  # inches per token column
@@ -76,7 +79,7 @@ class DecodingAnimation:
         return t + (self.width - self.T) / 2
 
     def box(self, x, y, text, face="white", edge="#555", bold=False):
-        self.ax.add_patch(Rectangle((x - 0.45, y - 0.35), 0.9, 0.7, facecolor=face, edgecolor=edge, lw=1))
+        self.ax.add_artist(Rectangle((x - 0.45, y - 0.35), 0.9, 0.7, facecolor=face, edgecolor=edge, lw=1))
         r, g, b, *_ = matplotlib.colors.to_rgba(face)
         ink = "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black"  # readable on dark cells
         self.ax.text(x, y, text, ha="center", va="center", fontsize=8, color=ink,
@@ -86,8 +89,6 @@ class DecodingAnimation:
         ax, trace = self.ax, self.trace
         ax.clear()
         self.side.clear()
-        ax.set_xlim(-0.6, self.width - 0.4)
-        ax.set_ylim(-0.3, 4.7)
         ax.axis("off")
         self.side.axis("off")
         read = min(frame + 1, self.S)  # source tokens read so far
@@ -98,11 +99,7 @@ class DecodingAnimation:
             face = self.cmap(0.15 + 0.85 * w / max(weights.max(), 1e-6)) if weights is not None else (
                 "#ffe9a8" if j == frame else "white")
             self.box(self.x_src(j), SRC_Y, trace.src_tokens[j], face=face, edge="#555" if j < read else "#ccc")
-            if j < read:
-                for c in range(STATE_CELLS):
-                    y = STATE_Y + 0.5 - c * 0.18
-                    ax.add_patch(Rectangle((self.x_src(j) - 0.2, y), 0.4, 0.17,
-                                           facecolor=plt.get_cmap("PuOr")(self.strips[j, c]), edgecolor="none"))
+        self.draw_states(read)
         for t in range(max(step + 1, 0)):
             self.box(self.x_tgt(t), TGT_Y, trace.tgt_tokens[t], face="#ffe9a8" if t == step else "white", bold=t == step)
         if step >= 0:
@@ -117,6 +114,15 @@ class DecodingAnimation:
                                        "but without attention the decoder\nsees only the last one"),
                            fontsize=8, va="top")
         self.title.set_text(f"{trace.label}: {title}")
+        ax.set_xlim(-0.6, self.width - 0.4)
+        ax.set_ylim(-0.3, 4.7)
+
+    def draw_states(self, read: int):
+        """The strips of the first `read` encoder states, as one image: three sub-columns per token, middle one set."""
+        grid = np.full((STATE_CELLS, 3 * self.S), np.nan)
+        grid[:, 1: 3 * read: 3] = self.strips[:read].T
+        self.ax.imshow(grid, cmap="PuOr", vmin=0, vmax=1, aspect="auto", interpolation="nearest",
+                       extent=(self.x_src(0) - 0.5, self.x_src(self.S - 1) + 0.5, STATE_Y - 0.4, STATE_Y + 0.67))
 
     def draw_links(self, step: int, weights):
         """Lines from the emitted token to the states it attends to, or to the last state without attention."""
@@ -138,7 +144,7 @@ class DecodingAnimation:
         side.text(0, y, f"step {step + 1}: most probable next tokens", fontsize=8, fontweight="bold", va="top")
         for token, p in self.trace.alternatives[step]:
             y -= 0.075
-            side.add_patch(Rectangle((0.0, y - 0.055), 0.35 * p, 0.05, color="#5b8ff9"))
+            side.add_artist(Rectangle((0.0, y - 0.055), 0.35 * p, 0.05, color="#5b8ff9"))
             side.text(0.38, y - 0.03, f"{token}  {p:.2f}", fontsize=7, va="center")
         if step < len(self.beams):
             y -= 0.11
@@ -150,14 +156,44 @@ class DecodingAnimation:
         side.set_ylim(0, 1)
 
 
+def render_frames(scene: DecodingAnimation, dpi: int = 90) -> list[np.ndarray]:
+    """Every frame drawn once, as (height, width, 3) RGB arrays."""
+    scene.fig.set_dpi(dpi)
+    frames = []
+    for i in range(scene.frames):
+        scene.draw(i)
+        scene.fig.canvas.draw()
+        frames.append(np.asarray(scene.fig.canvas.buffer_rgba())[..., :3].copy())
+    return frames
+
+
+def write_gif(frames: list[np.ndarray], path: Path, fps: float) -> Path:
+    first, *rest = (Image.fromarray(f) for f in frames)
+    first.save(path, save_all=True, append_images=rest, duration=round(1000 / fps), loop=0)
+    return Path(path)
+
+
+def write_mp4(frames: list[np.ndarray], path: Path, fps: float) -> Path:
+    """H.264 through ffmpeg, raw frames piped in; sizes padded to even numbers as yuv420p needs."""
+    height, width = frames[0].shape[:2]
+    command = [shutil.which("ffmpeg") or "ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+               "-s", f"{width}x{height}", "-r", f"{fps}", "-i", "-", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+               "-pix_fmt", "yuv420p", "-c:v", "libx264", str(path)]
+    done = subprocess.run(command, input=b"".join(f.tobytes() for f in frames), capture_output=True)
+    if done.returncode != 0:
+        message = (done.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
+        raise AttendError(f"{path}: ffmpeg could not write the video ({message})")
+    return Path(path)
+
+
 def animate(trace: Trace, path: Path, fps: float = 1.5, mp4: bool = True) -> list[Path]:
-    """Write `path` (GIF) and, where ffmpeg is available and `mp4`, the same frames as an MP4."""
+    """Write `path` (GIF) and, where ffmpeg is installed and `mp4`, the same frames as an MP4 beside it."""
     scene = DecodingAnimation(trace)
-    movie = animation.FuncAnimation(scene.fig, scene.draw, frames=scene.frames, interval=1000 / fps)
-    written = [Path(path)]
-    movie.save(path, writer=animation.PillowWriter(fps=fps), dpi=90)
-    if mp4 and animation.writers.is_available("ffmpeg"):
-        written.append(Path(path).with_suffix(".mp4"))
-        movie.save(written[-1], writer=animation.FFMpegWriter(fps=fps), dpi=90)
-    plt.close(scene.fig)
+    try:
+        frames = render_frames(scene)
+    finally:
+        plt.close(scene.fig)
+    written = [write_gif(frames, path, fps)]
+    if mp4 and shutil.which("ffmpeg"):
+        written.append(write_mp4(frames, Path(path).with_suffix(".mp4"), fps))
     return written

@@ -23,8 +23,8 @@ def draw_map(ax, weights: np.ndarray, rows: list[str], cols: list[str], title: s
     """One (rows, cols) weight matrix on `ax`, with the tokens as tick labels."""
     ax.imshow(weights, cmap=CMAP, vmin=0.0, vmax=max(float(weights.max()), 1e-6), aspect="equal",
               interpolation="nearest")
-    ax.set_xticks(range(len(cols)), cols if labels[0] else [""] * len(cols), rotation=90, fontsize=fontsize)
-    ax.set_yticks(range(len(rows)), rows if labels[1] else [""] * len(rows), fontsize=fontsize)
+    ax.set_xticks(range(len(cols)) if labels[0] else [], cols if labels[0] else [], rotation=90, fontsize=fontsize)
+    ax.set_yticks(range(len(rows)) if labels[1] else [], rows if labels[1] else [], fontsize=fontsize)
     ax.tick_params(length=0)
     if title:
         ax.set_title(title, fontsize=fontsize + 1)
