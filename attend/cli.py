@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attend", description="Train, run and inspect sequence-to-sequence models.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
 
     p = commands.add_parser("quickstart", help="train the default G2P model on CMUdict and score it",
                             description="Train the built-in English grapheme-to-phoneme model on CMUdict (no "
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", help="YAML config (see configs/)")
     p.add_argument("--out", help="model folder to create (default: runs/CONFIG_NAME)")
     p.add_argument("--resume", metavar="DIR", help="continue training this model folder from its last checkpoint")
+    p.add_argument("--data-dir", metavar="DIR", help="folder of the corpus files the config names (sets data.data_dir)")
     p.add_argument("--max-steps", type=int, help="with --resume: raise the step budget")
     p.add_argument("--max-minutes", type=float, help="with --resume: a new time budget for this run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -86,6 +87,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", help="also write the outputs to this file")
     p.set_defaults(run=cmd_evaluate)
 
+    p = commands.add_parser("tune", help="choose the beam length penalty on validation data",
+                            description="Decode validation data with beam search for each --alphas value, print the "
+                                        "scores, and save the best beam/alpha as the model's default (search.json). "
+                                        "Tune on validation data, never on the test set.")
+    p.add_argument("--model", "-m", required=True, help="model folder")
+    p.add_argument("--src", help="validation source file")
+    p.add_argument("--ref", action="append", help="validation reference file (may be repeated)")
+    p.add_argument("--lexicon", help="validation lexicon: 'WORD  PH PH' lines")
+    p.add_argument("--beam", type=int, default=5, help="beam size (default: 5)")
+    p.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2],
+                   help="length penalties to try (default: 0 to 1.2 by 0.2)")
+    p.add_argument("--batch-size", type=int, default=64, help="sentences decoded together")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_tune)
+
+    p = commands.add_parser("average", help="average the last checkpoints of a run into a new model folder",
+                            description="Average the weights of the last N checkpoints (checkpoints/step-*) of a "
+                                        "model folder into a new model folder; the original is only read.")
+    p.add_argument("--model", "-m", required=True, help="model folder with checkpoints/")
+    p.add_argument("--last", type=int, default=5, help="how many of the latest checkpoints (default: 5)")
+    p.add_argument("--out", "-o", required=True, help="new model folder to write")
+    p.set_defaults(run=cmd_average)
+
     p = commands.add_parser("explain", help="draw how a model attends on one input: heatmaps, animation, web page",
                             description="Decode one input and draw its attention: PNG heatmaps always (per layer and "
                                         "head for a Transformer, plus self-attention), an animation of decoding "
@@ -111,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", required=True, help="model folder written by attend train or quickstart")
-    p.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
-    p.add_argument("--alpha", type=float, default=0.0, help="beam length penalty, GNMT style (0: none)")
+    p.add_argument("--beam", type=int, help="beam size (default: the model's tuned search.json, else 1 = greedy)")
+    p.add_argument("--alpha", type=float, help="beam length penalty, GNMT style (default: tuned, else 0 = none)")
     p.add_argument("--batch-size", type=int, default=64, help="sentences decoded together")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -129,8 +153,8 @@ def cmd_train(args) -> int:
     from attend import train
 
     if args.resume:
-        if args.config:
-            raise AttendError("give either a CONFIG to start a run or --resume DIR to continue one, not both")
+        if args.config or args.data_dir:
+            raise AttendError("--resume DIR continues a run as it was configured; leave out CONFIG and --data-dir")
         summary = train.resume(args.resume, not args.quiet, args.max_steps, args.max_minutes)
         folder = args.resume
     else:
@@ -139,6 +163,8 @@ def cmd_train(args) -> int:
         from attend.config import load_config
 
         config = load_config(args.config)
+        if args.data_dir:
+            config.data.data_dir = str(Path(args.data_dir).resolve())
         folder = args.out or str(Path("runs") / Path(args.config).stem)
         summary = train.train(config, folder, progress=not args.quiet)
     print(f"stopped at step {summary['step']} ({summary['stop_reason']}) after {summary['minutes']:.1f} min; "
@@ -147,47 +173,65 @@ def cmd_train(args) -> int:
 
 
 def cmd_translate(args) -> int:
+    from attend.checkpoint import atomic_text_writer
     from attend.inference import Translator
 
-    lines, source = read_inputs(args)
-    translator = Translator(load(args.model), search_options(args), args.batch_size)
-    results = translator.translate(lines, source, progress=not args.quiet and len(lines) > 1000)
-    if args.nbest > 1 and not args.sample:
-        text = "".join(f"{i}\t{o.score:.4f}\t{o.text}\n" for i, outs in enumerate(results) for o in outs)
-    else:
-        text = "".join(outs[0].text + "\n" for outs in results)
-    write_output(text, args.output)
+    lines, source, total = input_stream(args)
+    loaded = load(args.model)
+    translator = Translator(loaded, search_options(args, loaded), args.batch_size)
+    bar = None
+    if not args.quiet and total is not None and total > 1000:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="translating", unit="line", dynamic_ncols=True)
+    nbest = args.nbest > 1 and not args.sample
+    with atomic_text_writer(args.output) as write:
+        for i, outs in enumerate(translator.translate_stream(lines, source, progress=bar.update if bar else None)):
+            write("".join(f"{i}\t{o.score:.4f}\t{o.text}\n" for o in outs) if nbest else outs[0].text + "\n")
+    if bar is not None:
+        bar.close()
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from attend.data.corpus import read_lines
     from attend.evaluate import format_table, score
     from attend.inference import Translator
 
-    if args.lexicon:
-        from attend.recipes import group_references
-        from attend.recipes.g2p_cmudict import read_lexicon_file
-
-        items = group_references(read_lexicon_file(args.lexicon))
-        sources, refs = [s for s, _ in items], [r for _, r in items]
-        source = args.lexicon
-    elif args.src and args.ref:
-        sources, source = read_lines(args.src), args.src
-        ref_files = [read_lines(r) for r in args.ref]
-        for name, ref in zip(args.ref, ref_files):
-            if len(ref) != len(sources):
-                raise AttendError(f"{args.src} has {len(sources)} lines but {name} has {len(ref)}; they must be aligned")
-        refs = [list(alts) for alts in zip(*ref_files)]
-    else:
-        raise AttendError("attend evaluate needs --src and --ref, or --lexicon")
-    if not sources:
-        raise AttendError(f"{source}: no inputs to evaluate")
+    sources, refs, source = read_test_set(args)
     loaded = load(args.model)
-    hyps = Translator(loaded, search_options(args), args.batch_size).best(sources, source, progress=not args.quiet)
+    hyps = Translator(loaded, search_options(args, loaded), args.batch_size).best(sources, source, progress=not args.quiet)
     if args.output:
         write_output("".join(h + "\n" for h in hyps), args.output)
     print(format_table(score(loaded.config.data.metric, hyps, refs), len(sources)))
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from attend.evaluate import format_table
+    from attend.tuning import best_alpha, save_search, tune_alpha
+
+    if args.beam < 2:
+        raise AttendError("--beam must be at least 2: the length penalty only matters to beam search")
+    sources, refs, source = read_test_set(args)
+    loaded = load(args.model)
+    metric = loaded.config.data.metric if loaded.config.data.metric != "loss" else "accuracy"
+    results = tune_alpha(loaded, sources, refs, args.beam, args.alphas, args.batch_size, progress=not args.quiet)
+    print(f"{'alpha':>6}  {metric}")
+    for alpha, scores in results:
+        print(f"{alpha:>6.2f}  {scores[metric]:.2f}")
+    alpha, value = best_alpha(results, metric)
+    path = save_search(loaded.path, args.beam, alpha, metric, value, source)
+    print(f"best: beam {args.beam}, alpha {alpha:g} ({metric} {value:.2f}); saved to {path}, "
+          "used by translate and evaluate unless --beam/--alpha are given")
+    print(format_table(dict(results)[alpha], len(sources)))
+    return 0
+
+
+def cmd_average(args) -> int:
+    from attend.average import average_checkpoints
+
+    out, chosen = average_checkpoints(args.model, args.out, args.last)
+    print(f"averaged {len(chosen)} checkpoints ({', '.join(c.name for c in chosen)}) into {out}")
     return 0
 
 
@@ -237,25 +281,57 @@ def load(folder: str):
     return load_model(folder)
 
 
-def search_options(args):
+def search_options(args, loaded=None):
+    """Search settings from the flags; beam and alpha not given come from the model's search.json, else greedy."""
     from attend.inference import SearchOptions
+    from attend.tuning import saved_search
 
-    return SearchOptions(beam_size=args.beam, nbest=getattr(args, "nbest", 1), alpha=args.alpha,
+    tuned = saved_search(loaded.path) if loaded is not None and loaded.path is not None else {}
+    beam = args.beam if args.beam is not None else tuned.get("beam", 1)
+    alpha = args.alpha if args.alpha is not None else tuned.get("alpha", 0.0)
+    return SearchOptions(beam_size=beam, nbest=getattr(args, "nbest", 1), alpha=alpha,
                          sample=getattr(args, "sample", False), temperature=getattr(args, "temperature", 1.0),
                          top_k=getattr(args, "top_k", 0), top_p=getattr(args, "top_p", 1.0),
                          seed=getattr(args, "seed", None))
 
 
-def read_inputs(args) -> tuple[list[str], str]:
-    from attend.data.corpus import decode_lines, read_lines
+def input_stream(args):
+    """(lines, their name for errors, line count or None): arguments, a file read lazily, or stdin."""
+    from attend.data.corpus import count_lines, decode_line, iter_lines
 
     if args.text and args.input:
         raise AttendError("give inputs as arguments or with --input, not both")
     if args.text:
-        return list(args.text), "argument"
+        return list(args.text), "argument", len(args.text)
     if args.input:
-        return read_lines(args.input), args.input
-    return decode_lines(sys.stdin.buffer.read(), "stdin"), "stdin"
+        lines = iter_lines(args.input)
+        return lines, args.input, None if args.quiet else count_lines(args.input)
+    stdin = (decode_line(line.rstrip(b"\n"), "stdin", n) for n, line in enumerate(sys.stdin.buffer, 1))
+    return stdin, "stdin", None
+
+
+def read_test_set(args) -> tuple[list[str], list[list[str]], str]:
+    """(inputs, references per input, name) from --src/--ref files or a --lexicon."""
+    from attend.data.corpus import read_lines
+
+    if args.lexicon:
+        from attend.recipes import group_references
+        from attend.recipes.g2p_cmudict import read_lexicon_file
+
+        items = group_references(read_lexicon_file(args.lexicon))
+        sources, refs, source = [s for s, _ in items], [r for _, r in items], args.lexicon
+    elif args.src and args.ref:
+        sources, source = read_lines(args.src), args.src
+        ref_files = [read_lines(r) for r in args.ref]
+        for name, ref in zip(args.ref, ref_files):
+            if len(ref) != len(sources):
+                raise AttendError(f"{args.src} has {len(sources)} lines but {name} has {len(ref)}; they must be aligned")
+        refs = [list(alts) for alts in zip(*ref_files)]
+    else:
+        raise AttendError(f"attend {args.command} needs --src and --ref, or --lexicon")
+    if not sources:
+        raise AttendError(f"{source}: no inputs to score")
+    return sources, refs, source
 
 
 def write_output(text: str, path: str | None) -> None:

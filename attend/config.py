@@ -34,6 +34,7 @@ class DataConfig:
     """
 
     recipe: Optional[str] = None
+    data_dir: Optional[str] = None  # relative corpus paths are read from here (attend train --data-dir)
     train_src: Optional[str] = None
     train_tgt: Optional[str] = None
     valid_src: Optional[str] = None
@@ -42,6 +43,7 @@ class DataConfig:
     tgt_tokenizer: str = "word"
     src_lowercase: bool = False
     subword_vocab_size: int = 8000
+    joint_subwords: bool = False  # one subword model (and vocabulary) for both sides, e.g. en-de
     min_freq: int = 1
     max_len: int = 200
     metric: str = "bleu"
@@ -53,6 +55,9 @@ class DataConfig:
         _one_of(self.src_tokenizer, TOKENIZERS, f"{where}: data.src_tokenizer")
         _one_of(self.tgt_tokenizer, TOKENIZERS, f"{where}: data.tgt_tokenizer")
         _one_of(self.metric, METRICS, f"{where}: data.metric")
+        if self.joint_subwords and (not self.src_tokenizer == self.tgt_tokenizer == "subword" or self.src_lowercase):
+            raise AttendError(f"{where}: data.joint_subwords needs src_tokenizer and tgt_tokenizer both 'subword' "
+                              "and src_lowercase false (one model serves both sides)")
         if self.recipe is None and self.train_src is None:
             raise AttendError(f"{where}: data needs either 'recipe' or 'train_src' (and 'train_tgt' unless it is a .tsv file)")
         _positive(self, ("subword_vocab_size", "min_freq", "max_len", "synthetic_size", "synthetic_vocab", "synthetic_max_len"), f"{where}: data")

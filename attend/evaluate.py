@@ -50,11 +50,11 @@ def bleu_chrf(hyps: list[str], refs: list[list[str]]) -> dict:
 
 
 def score(metric: str, hyps: list[str], refs: list[list[str]]) -> dict:
-    """Every metric that suits a task whose headline metric is `metric`."""
-    result = {"accuracy": accuracy(hyps, refs), **wer_per(hyps, refs)}
+    """Every metric that suits a task whose headline metric is `metric`: BLEU/chrF for translation,
+    exact match and WER/PER for the rest."""
     if metric in ("bleu", "chrf"):
-        result.update(bleu_chrf(hyps, refs))
-    return result
+        return bleu_chrf(hyps, refs)
+    return {"accuracy": accuracy(hyps, refs), **wer_per(hyps, refs)}
 
 
 def format_table(result: dict, count: int) -> str:

@@ -7,7 +7,7 @@ the quickstart, so every path decodes the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import torch
 
@@ -16,7 +16,7 @@ from attend.data.batching import encode_source, pad
 from attend.data.vocab import PAD_ID
 from attend.device import pick_device
 from attend.errors import AttendError
-from attend.search import beam_search, greedy, max_output_length, sample
+from attend.search import beam_search, greedy, output_limits, sample
 
 
 @dataclass
@@ -61,9 +61,9 @@ class Translator:
         self.limit = loaded.config.model.max_positions  # longest input (and output) in tokens
         self.generator = torch.Generator().manual_seed(self.options.seed) if self.options.seed is not None else None
 
-    def encode_inputs(self, lines: list[str], source: str) -> list[list[int]]:
+    def encode_inputs(self, lines: list[str], source: str, first_line: int = 1) -> list[list[int]]:
         ids = []
-        for number, line in enumerate(lines, 1):
+        for number, line in enumerate(lines, first_line):
             tokens = self.loaded.src_tokenizer.encode(line)
             if len(tokens) + 1 > self.limit:
                 raise AttendError(
@@ -73,12 +73,32 @@ class Translator:
             ids.append(encode_source(tokens, self.loaded.src_vocab) if tokens else [])
         return ids
 
+    def translate_stream(self, lines: Iterable[str], source: str = "input", chunk_lines: int = 10000,
+                         progress: Optional[Callable[[int], None]] = None) -> Iterator[list[Output]]:
+        """n-best outputs line by line for an input of any size: read, sorted and decoded a chunk at a time.
+
+        `progress(n)` is called after each chunk with the number of lines done in it.
+        """
+        block, first = [], 1
+        for line in lines:
+            block.append(line)
+            if len(block) == chunk_lines:
+                yield from self.translate(block, source, first_line=first)
+                first += len(block)
+                if progress:
+                    progress(len(block))
+                block = []
+        if block:
+            yield from self.translate(block, source, first_line=first)
+            if progress:
+                progress(len(block))
+
     @torch.no_grad()
     def translate(self, lines: list[str], source: str = "input", progress: bool = False,
-                  return_attention: bool = False) -> list[list[Output]]:
+                  return_attention: bool = False, first_line: int = 1) -> list[list[Output]]:
         """n-best outputs per input line, in input order; empty lines give one empty output."""
         model = self.loaded.model.to(self.device).eval()
-        ids = self.encode_inputs(lines, source)
+        ids = self.encode_inputs(lines, source, first_line)
         results: list[list[Output]] = [[Output("", 0.0, [])] for _ in lines]
         order = sorted((i for i in range(len(lines)) if ids[i]), key=lambda i: len(ids[i]))
         chunks = [order[i: i + self.batch_size] for i in range(0, len(order), self.batch_size)]
@@ -94,7 +114,7 @@ class Translator:
 
     def _search(self, model, src, src_mask, return_attention):
         o = self.options
-        max_len = max_output_length(src_mask, o.max_len_ratio, cap=self.limit)
+        max_len = output_limits(src_mask, o.max_len_ratio, cap=self.limit)  # (batch,): per sentence
         if o.sample:
             return sample(model, src, src_mask, max_len, o.temperature, o.top_k, o.top_p, self.generator)
         if o.beam_size == 1:

@@ -4,7 +4,8 @@ All three are batched over sentences and call only `encode`, `init_state` and
 `step`, so they work for every family. Finished sentences leave the batch
 (`select_rows` on memory and state), so a batch costs what its longest live
 hypothesis costs. PAD and BOS are never generated; at the last allowed step
-only </s> is, so every hypothesis ends properly.
+only </s> is, so every hypothesis ends properly. `max_len` is one int for the
+whole batch or a (batch,) tensor of limits, one per sentence (`output_limits`).
 """
 
 from __future__ import annotations
@@ -27,18 +28,33 @@ class Hypothesis:
     attention: Optional[torch.Tensor] = None  # (out_len + 1, layers, heads, src_len), </s> step included
 
 
+def output_limits(src_mask: torch.Tensor, ratio: float = 2.0, extra: int = 10, cap: int = 512) -> torch.Tensor:
+    """A generous bound on each sentence's output length, ratio * its source length + extra: (batch,).
+
+    Per sentence, so an output never depends on which other sentences share its batch.
+    """
+    return (ratio * src_mask.sum(1).float()).long().add(extra).clamp(max=cap).cpu()
+
+
 def max_output_length(src_mask: torch.Tensor, ratio: float = 2.0, extra: int = 10, cap: int = 512) -> int:
-    """A generous bound on output length for this batch: ratio * longest source + extra."""
-    return min(cap, int(ratio * int(src_mask.sum(1).max())) + extra)
+    """The longest of the batch's output limits."""
+    return int(output_limits(src_mask, ratio, extra, cap).max())
 
 
-def _log_probs(logits: torch.Tensor, last_step: bool) -> torch.Tensor:
-    """log-softmax with the tokens that may not appear here set to -inf."""
+def _limits(max_len, batch: int) -> torch.Tensor:
+    """max_len as given (one int for all, or one per sentence) -> (batch,) long tensor on the CPU."""
+    return torch.as_tensor(max_len, dtype=torch.long).cpu().expand(batch).clone()
+
+
+def _log_probs(logits: torch.Tensor, last_step: torch.Tensor) -> torch.Tensor:
+    """log-softmax with the tokens that may not appear here set to -inf; rows at their
+    last allowed step (`last_step`, bool per row) may only end."""
     logp = torch.log_softmax(logits.float(), dim=-1)
     logp[:, PAD_ID] = logp[:, BOS_ID] = float("-inf")
-    if last_step:
+    if bool(last_step.any()):
+        rows = last_step.to(logp.device)
         eos = logp[:, EOS_ID].clone()
-        logp.fill_(float("-inf"))
+        logp[rows] = float("-inf")
         logp[:, EOS_ID] = eos
     return logp
 
@@ -49,13 +65,14 @@ def _single_path(model, src, src_mask, max_len, choose: Callable, return_attenti
     memory = model.encode(src, src_mask)
     state = model.init_state(memory)
     batch = src.size(0)
+    limits = _limits(max_len, batch)
     active = torch.arange(batch)
     prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
     tokens, scores = [[] for _ in range(batch)], [0.0] * batch
     attention = [[] for _ in range(batch)]
-    for t in range(max_len):
+    for t in range(int(limits.max())):
         logits, state, weights = model.step(prev, state, memory, return_attention=return_attention)
-        logp = _log_probs(logits, t == max_len - 1)
+        logp = _log_probs(logits, limits[active] - 1 == t)
         chosen = choose(logp)  # (active,)
         chosen_logp = logp.gather(1, chosen[:, None])[:, 0]
         for row, (sentence, token, lp) in enumerate(zip(active.tolist(), chosen.tolist(), chosen_logp.tolist())):
@@ -78,12 +95,12 @@ def _single_path(model, src, src_mask, max_len, choose: Callable, return_attenti
     ]
 
 
-def greedy(model: Seq2Seq, src, src_mask, max_len: int, return_attention: bool = False) -> list[list[Hypothesis]]:
+def greedy(model: Seq2Seq, src, src_mask, max_len, return_attention: bool = False) -> list[list[Hypothesis]]:
     """The most probable next token at every step."""
     return _single_path(model, src, src_mask, max_len, lambda logp: logp.argmax(-1), return_attention)
 
 
-def sample(model: Seq2Seq, src, src_mask, max_len: int, temperature: float = 1.0, top_k: int = 0,
+def sample(model: Seq2Seq, src, src_mask, max_len, temperature: float = 1.0, top_k: int = 0,
            top_p: float = 1.0, generator: Optional[torch.Generator] = None) -> list[list[Hypothesis]]:
     """Ancestral sampling from the tempered, optionally top-k / nucleus-truncated distribution.
 
@@ -111,7 +128,7 @@ def length_penalty(length: int, alpha: float) -> float:
 
 
 @torch.no_grad()
-def beam_search(model: Seq2Seq, src, src_mask, max_len: int, beam_size: int = 5, alpha: float = 0.0,
+def beam_search(model: Seq2Seq, src, src_mask, max_len, beam_size: int = 5, alpha: float = 0.0,
                 nbest: int = 1, on_step: Optional[Callable] = None) -> list[list[Hypothesis]]:
     """Batched beam search; returns the `nbest` best finished hypotheses per sentence.
 
@@ -126,6 +143,7 @@ def beam_search(model: Seq2Seq, src, src_mask, max_len: int, beam_size: int = 5,
     and the (sentence, parent beam, score) of hypotheses that ended with </s>.
     """
     k, batch = beam_size, src.size(0)
+    limits = _limits(max_len, batch)
     memory = model.encode(src, src_mask)
     memory = select_rows(memory, torch.arange(batch, device=src.device).repeat_interleave(k))
     state = model.init_state(memory)
@@ -136,9 +154,9 @@ def beam_search(model: Seq2Seq, src, src_mask, max_len: int, beam_size: int = 5,
     active = torch.arange(batch)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     rank = torch.arange(2 * k, device=src.device)
-    for t in range(max_len):
+    for t in range(int(limits.max())):
         logits, state, _ = model.step(prev, state, memory)
-        logp = _log_probs(logits, t == max_len - 1)
+        logp = _log_probs(logits, (limits[active] - 1 == t).repeat_interleave(k))
         n, vocab = len(active), logp.size(-1)
         candidates = (scores[:, :, None] + logp.view(n, k, vocab)).view(n, k * vocab)
         top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # (n, 2k)
@@ -177,4 +195,4 @@ def beam_search(model: Seq2Seq, src, src_mask, max_len: int, beam_size: int = 5,
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
 
 
-__all__ = ["Hypothesis", "beam_search", "greedy", "length_penalty", "max_output_length", "sample"]
+__all__ = ["Hypothesis", "beam_search", "greedy", "length_penalty", "max_output_length", "output_limits", "sample"]

@@ -54,12 +54,20 @@ def prepare(config: Config, tokenizers=None, vocabs=None) -> Prepared:
     """Load the task, train (or reuse) tokenizers and vocabularies, encode the training pairs."""
     d = config.data
     task = load_task(d)
+    if tokenizers is None and d.joint_subwords:
+        joint = build_tokenizer("subword", [s for s, _ in task.train] + [t for _, t in task.train],
+                                False, d.subword_vocab_size)
+        tokenizers = (joint, joint)
     if tokenizers is None:
         tokenizers = (
             build_tokenizer(d.src_tokenizer, [s for s, _ in task.train], d.src_lowercase, d.subword_vocab_size),
             build_tokenizer(d.tgt_tokenizer, [t for _, t in task.train], False, d.subword_vocab_size),
         )
     src_tok, tgt_tok = tokenizers
+    if vocabs is None and d.joint_subwords:
+        joint_vocab = Vocab.build([src_tok.encode(s) for s, _ in task.train] + [tgt_tok.encode(t) for _, t in task.train],
+                                  d.min_freq)
+        vocabs = (joint_vocab, joint_vocab)
     if vocabs is None:
         vocabs = (
             Vocab.build((src_tok.encode(s) for s, _ in task.train), d.min_freq),

@@ -132,3 +132,22 @@ def test_greedy_returns_attention_per_step():
         att = hyps[0].attention
         assert att.shape == (len(hyps[0].tokens) + 1, 1, 2, src.size(1))
         torch.testing.assert_close(att.sum(-1), torch.ones(att.shape[:-1]))
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_an_output_does_not_depend_on_its_batch_companions(search):
+    """Length limits are per sentence: a short input decodes the same alone or beside a long one."""
+    from attend.data.batching import pad
+    from attend.search import output_limits
+
+    model = random_model("transformer")
+    with torch.no_grad():
+        model.out.bias[EOS_ID] = -1e4  # never ends by choice: every output runs to its length limit
+    short, long = [5, 6, 7], [5, 6, 7, 8, 9, 4, 5, 6, 7, 8, 9, 4]
+    decode = (lambda s, m, n: greedy(model, s, m, n)) if search == "greedy" else (
+        lambda s, m, n: beam_search(model, s, m, n, beam_size=3))
+    alone = pad([short])
+    together = pad([short, long])
+    first = decode(alone, alone != 0, output_limits(alone != 0))[0][0].tokens
+    assert first == decode(together, together != 0, output_limits(together != 0))[0][0].tokens
+    assert len(first) == 2 * (len(short)) + 10 - 1  # it did run to its own limit, </s> forced at the last step

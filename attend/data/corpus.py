@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Iterator
 
 from attend.errors import AttendError
 
@@ -29,13 +30,42 @@ def decode_lines(raw: bytes, name: str) -> list[str]:
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    out = []
-    for number, line in enumerate(lines, 1):
-        try:
-            out.append(line.decode("utf-8").rstrip("\r"))
-        except UnicodeDecodeError as e:
-            raise AttendError(f"{name}:{number}: invalid UTF-8 at byte {e.start} of the line; re-encode the file as UTF-8") from None
-    return out
+    return [decode_line(line, name, number) for number, line in enumerate(lines, 1)]
+
+
+def decode_line(line: bytes, name: str, number: int) -> str:
+    try:
+        return line.decode("utf-8").rstrip("\r")
+    except UnicodeDecodeError as e:
+        raise AttendError(f"{name}:{number}: invalid UTF-8 at byte {e.start} of the line; re-encode the file as UTF-8") from None
+
+
+def iter_lines(path: str | Path) -> Iterator[str]:
+    """The lines of a text file (.gz is decompressed) one at a time, for inputs too big to hold at once."""
+    path = Path(path)
+    if not path.is_file():
+        raise AttendError(f"{path}: file not found")
+    return _lines_of(path)
+
+
+def _lines_of(path: Path) -> Iterator[str]:
+    number = 0
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            for number, line in enumerate(f, 1):
+                yield decode_line(line.rstrip(b"\n"), str(path), number)
+    except (OSError, EOFError) as e:
+        raise AttendError(f"{path}:{number + 1}: cannot read the file ({e})") from None
+
+
+def count_lines(path: str | Path) -> int:
+    """Lines in a file (for progress bars), read in blocks."""
+    path = Path(path)
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    except (OSError, EOFError) as e:
+        raise AttendError(f"{path}: cannot read the file ({e})") from None
 
 
 def read_parallel(src: str | Path, tgt: str | Path | None = None) -> list[tuple[str, str]]:

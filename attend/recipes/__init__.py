@@ -8,6 +8,7 @@ references, so scoring handles words with several pronunciations.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 from attend.config import DataConfig
@@ -36,6 +37,15 @@ def group_references(pairs: list[Pair]) -> list[Refs]:
     return list(grouped.items())
 
 
+def corpus_paths(cfg: DataConfig, *names: Optional[str]) -> list[Optional[Path]]:
+    """Corpus file names as paths: relative ones are read from data.data_dir when it is set."""
+    base = Path(cfg.data_dir).expanduser() if cfg.data_dir else None
+    if base is not None and not base.is_dir():
+        raise AttendError(f"{base}: data.data_dir is not a folder; give the corpus folder with --data-dir")
+    return [None if n is None else (base / n if base is not None and not Path(n).is_absolute() else Path(n))
+            for n in names]
+
+
 def load_task(cfg: DataConfig) -> Task:
     if cfg.recipe == "g2p-cmudict":
         from attend.recipes.g2p_cmudict import load
@@ -49,6 +59,6 @@ def load_task(cfg: DataConfig) -> Task:
         raise AttendError(f"unknown data.recipe {cfg.recipe!r}; choose g2p-cmudict, reverse or copy, or give train_src/train_tgt")
     if cfg.valid_src is None:
         raise AttendError("data.valid_src is required with file corpora (validation drives early stopping and keep-best)")
-    train = read_parallel(cfg.train_src, cfg.train_tgt)
-    valid = read_parallel(cfg.valid_src, cfg.valid_tgt)
+    train = read_parallel(*corpus_paths(cfg, cfg.train_src, cfg.train_tgt))
+    valid = read_parallel(*corpus_paths(cfg, cfg.valid_src, cfg.valid_tgt))
     return Task("files", train, [(s, [t]) for s, t in valid])

@@ -1,0 +1,52 @@
+"""Choosing the beam's length penalty on validation data, and remembering the choice in the model folder.
+
+Beam search prefers short outputs unless scores are normalised by length; the
+GNMT penalty's alpha trades that off, and the right value depends on the model
+and task, so it is tuned on a validation set (never the test set) and saved
+as search.json, which `translate` and `evaluate` then use by default.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from attend.checkpoint import LoadedModel, atomic_write
+from attend.evaluate import HIGHER_IS_BETTER, score
+from attend.inference import SearchOptions, Translator
+
+SEARCH = "search.json"
+
+
+def tune_alpha(loaded: LoadedModel, sources: list[str], refs: list[list[str]], beam_size: int,
+               alphas: list[float], batch_size: int = 64, progress: bool = False) -> list[tuple[float, dict]]:
+    """The validation scores of beam search for each alpha, in the order given."""
+    results = []
+    for alpha in alphas:
+        translator = Translator(loaded, SearchOptions(beam_size=beam_size, alpha=alpha), batch_size)
+        hyps = translator.best(sources, "validation", progress=progress)
+        results.append((alpha, score(loaded.config.data.metric, hyps, refs)))  # every metric the task has
+    return results
+
+
+def best_alpha(results: list[tuple[float, dict]], metric: str) -> tuple[float, float]:
+    """(alpha, score) of the best result by the task's metric; ties go to the smaller alpha."""
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    alpha, scores = max(results, key=lambda r: (sign * r[1][metric], -r[0]))
+    return alpha, scores[metric]
+
+
+def save_search(folder: Path, beam_size: int, alpha: float, metric: str, value: float, tuned_on: str) -> Path:
+    path = Path(folder) / SEARCH
+    atomic_write(path, json.dumps({"beam": beam_size, "alpha": alpha, "metric": metric, "score": value,
+                                   "tuned_on": tuned_on}, indent=1))
+    return path
+
+
+def saved_search(folder: Path) -> dict:
+    """The tuned beam and alpha of a model folder, or {} when it has none (or an unreadable one)."""
+    try:
+        saved = json.loads((Path(folder) / SEARCH).read_text(encoding="utf-8"))
+        return {"beam": int(saved["beam"]), "alpha": float(saved["alpha"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
