@@ -128,12 +128,14 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 1
     threads: int = 0
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16: auto picks bf16 only where it is measured faster
     pictures: bool = True  # curves.png and attention on one validation sentence at every validation
     tensorboard: bool = False  # also log to FOLDER/tensorboard (needs the tensorboard package)
 
     def validate(self, where: str) -> None:
         _one_of(self.optimizer, ("adam", "adamw"), f"{where}: train.optimizer")
         _one_of(self.schedule, ("constant", "inverse_sqrt", "cosine"), f"{where}: train.schedule")
+        _one_of(self.precision, ("auto", "fp32", "bf16", "fp16"), f"{where}: train.precision")
         _positive(self, ("lr", "batch_tokens", "max_steps", "max_epochs", "eval_every", "valid_max_sentences", "patience", "keep_last", "log_every"), f"{where}: train")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise AttendError(f"{where}: train.label_smoothing must be in [0, 1), got {self.label_smoothing}")

@@ -1,6 +1,22 @@
-"""Where tensors live: the GPU when PyTorch sees one, else the CPU."""
+"""Where tensors live and in which precision: chosen from what this machine has and measures.
+
+Machines differ: some CPUs have bf16 instructions (AVX-512 BF16, AMX) and run
+bf16 matmuls faster than fp32; on AVX2-only CPUs bf16 is emulated and can be
+a hundred times slower. So "auto" precision on the CPU checks the instruction
+flags and then times one matmul in each dtype before choosing bf16; on a GPU it
+takes bf16 where the card supports it, else fp16 (with loss scaling in training).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from contextlib import nullcontext
+from pathlib import Path
 
 import torch
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -8,3 +24,48 @@ def pick_device(requested: str | None = None) -> torch.device:
     if requested:
         return torch.device(requested)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's instruction-set flags (Linux /proc/cpuinfo); empty where unknown."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_has_bf16() -> bool:
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+@functools.lru_cache(maxsize=None)
+def matmul_gflops(dtype: torch.dtype, size: int = 512, repeats: int = 3) -> float:
+    """Measured GFLOP/s of a size^3 matmul on the CPU in `dtype` (cached per process)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b  # warm up
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto" -> the fastest safe dtype here: fp32, bf16 or fp16; an explicit choice is kept."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_has_bf16() and matmul_gflops(torch.bfloat16) > 1.2 * matmul_gflops(torch.float32):
+        return "bf16"
+    return "fp32"
+
+
+def autocast(precision: str, device: torch.device):
+    """The mixed-precision context for a resolved precision (a no-op for fp32)."""
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -29,7 +29,7 @@ from attend.config import Config
 from attend.data.batching import bucket_batches, collate, encode_pairs
 from attend.data.tokenizers import Tokenizer, build_tokenizer
 from attend.data.vocab import PAD_ID, Vocab
-from attend.device import pick_device
+from attend.device import autocast, pick_device, resolve_precision
 from attend.errors import AttendError
 from attend.evaluate import HIGHER_IS_BETTER, score
 from attend.inference import Translator
@@ -79,6 +79,16 @@ def prepare(config: Config, tokenizers=None, vocabs=None) -> Prepared:
     return Prepared(task, src_tok, tgt_tok, vocabs[0], vocabs[1], examples, skipped)
 
 
+def make_optimizer(model: torch.nn.Module, t) -> torch.optim.Optimizer:
+    """Adam or AdamW; the fused kernel (one pass over all parameters) where this PyTorch has it."""
+    adam = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
+    options = dict(lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+    try:
+        return adam(model.parameters(), fused=True, **options)
+    except (RuntimeError, TypeError):  # older PyTorch, or a device without the fused kernel
+        return adam(model.parameters(), **options)
+
+
 def length_limit(config: Config) -> int:
     """The longest sequence (tokens incl. </s>) trained on: data.max_len, capped by the model's positions."""
     return min(config.data.max_len, config.model.max_positions)
@@ -110,9 +120,12 @@ class Trainer:
         torch.manual_seed(t.seed)
         random.seed(t.seed)
         self.device = pick_device()
+        self.precision = resolve_precision(t.precision, self.device)
+        if self.precision == "fp16" and self.device.type != "cuda":
+            raise AttendError("train.precision fp16 needs a GPU; use bf16 (on CPUs with bf16 instructions) or fp32")
+        self.scaler = torch.amp.GradScaler(enabled=self.precision == "fp16")
         self.model = build_model(config.model, len(data.src_vocab), len(data.tgt_vocab)).to(self.device)
-        adam = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = adam(self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+        self.optimizer = make_optimizer(self.model, t)
         self.started, self.deadline = time.time(), float("inf")
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: learning_rate_factor(s, t, self._time_fraction()))
@@ -137,7 +150,8 @@ class Trainer:
         t = self.config.train
         start = self.started = time.time()
         deadline = self.deadline = start + 60 * t.max_minutes if t.max_minutes > 0 else float("inf")
-        self._say(f"training {self.config.model.family}: {count_parameters(self.model):,} parameters, "
+        self._say(f"training {self.config.model.family} on {self.device.type} in {self.precision}: "
+                  f"{count_parameters(self.model):,} parameters, "
                   f"{len(self.data.examples):,} pairs ({self.data.skipped:,} skipped as too long), "
                   f"{len(self.valid):,} validation inputs ({self.valid_skipped:,} skipped as too long), "
                   f"from step {self.step}")
@@ -199,15 +213,19 @@ class Trainer:
 
     def _train_step(self, batch) -> tuple[float, int]:
         self.model.train()
-        logits = self.model(batch.src, batch.src_mask, batch.tgt_in)  # (batch, tgt_len, vocab)
         n_tokens = batch.n_tgt_tokens
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch.tgt_out.reshape(-1), ignore_index=PAD_ID,
-                               label_smoothing=self.config.train.label_smoothing, reduction="sum") / n_tokens
+        with autocast(self.precision, self.device):
+            logits = self.model(batch.src, batch.src_mask, batch.tgt_in)  # (batch, tgt_len, vocab)
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), batch.tgt_out.reshape(-1),
+                               ignore_index=PAD_ID, label_smoothing=self.config.train.label_smoothing,
+                               reduction="sum") / n_tokens
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         if self.config.train.clip_norm > 0:
+            self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.clip_norm)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.scheduler.step()
         self.step += 1
         return loss.item(), n_tokens
@@ -266,6 +284,7 @@ class Trainer:
     def _trainer_state(self) -> dict:
         return {
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "best": self.best, "bad_evals": self.bad_evals,
             "torch_rng": torch.get_rng_state(), "python_rng": list(random.getstate()[1]),
@@ -279,6 +298,8 @@ class Trainer:
         try:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
+            if state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
             self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
             self.best, self.bad_evals = state["best"], state["bad_evals"]
             torch.set_rng_state(state["torch_rng"])

@@ -90,3 +90,28 @@ def test_too_long_training_pairs_are_skipped_and_counted(tmp_path):
                             "max_len": 20}, train={"max_steps": 2, "eval_every": 2})
     train(cfg, tmp_path / "m", progress=False)
     assert "50 pairs (3 skipped as too long)" in (tmp_path / "m/train.log").read_text()
+
+
+def test_auto_precision_is_fp32_unless_bf16_is_measured_faster(monkeypatch):
+    from attend import device
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: False)
+    assert device.resolve_precision("auto", cpu) == "fp32"  # no bf16 instructions: never bf16
+    assert device.resolve_precision("bf16", cpu) == "bf16"  # an explicit choice is kept
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
+    fast = {torch.float32: 100.0, torch.bfloat16: 300.0}
+    monkeypatch.setattr(device, "matmul_gflops", lambda dtype: fast[dtype])
+    assert device.resolve_precision("auto", cpu) == "bf16"
+    fast[torch.bfloat16] = 1.0  # emulated bf16: a hundred times slower
+    assert device.resolve_precision("auto", cpu) == "fp32"
+
+
+def test_bf16_training_learns(tmp_path):
+    """bf16 autocast runs the real training path (slowly where emulated) and still learns."""
+    summary = train(tiny_config("rnn-attention", train={"precision": "bf16", "max_steps": 40, "eval_every": 40}),
+                    tmp_path / "bf16", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r and "valid" not in r]
+    assert losses[-1] < losses[0] and summary["step"] == 40
+    assert "in bf16" in (tmp_path / "bf16" / "train.log").read_text()
