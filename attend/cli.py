@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (0: all)")
     p.add_argument("--top-p", type=float, default=1.0, help="sample from the smallest set with this probability mass")
     p.add_argument("--seed", type=int, help="seed for sampling")
+    p.add_argument("--engine", choices=("attend", "ctranslate2"), default="attend",
+                   help="run the model in attend (default) or in CTranslate2, where --model is a folder written by "
+                        "'attend export' and --alpha is CTranslate2's length penalty (score / length ** alpha)")
     p.set_defaults(run=cmd_translate)
 
     p = commands.add_parser("evaluate", help="score a model on a test set and print the metrics table",
@@ -127,6 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=1.5, help="animation frames per second (default: 1.5)")
     p.set_defaults(run=cmd_explain)
 
+    p = commands.add_parser("export", help="write a Transformer for another runtime (CTranslate2)",
+                            description="Write a model folder's Transformer as a CTranslate2 model folder, with its "
+                                        "tokenizers, for 'attend translate --engine ctranslate2' or CTranslate2 itself.")
+    p.add_argument("--model", "-m", required=True, help="model folder (family transformer)")
+    p.add_argument("--format", choices=("ctranslate2",), default="ctranslate2", help="what to write (default: ctranslate2)")
+    p.add_argument("--out", "-o", required=True, help="new (or empty) folder to write")
+    p.add_argument("--quantization", help="weight type: int8, int8_float32, int8_float16, int16, float16, bfloat16 "
+                                          "(default: float32)")
+    p.set_defaults(run=cmd_export)
+
     p = commands.add_parser("info", help="describe a model folder", description="Print what a model folder holds.")
     p.add_argument("--model", "-m", required=True, help="model folder")
     p.set_defaults(run=cmd_info)
@@ -138,6 +151,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beam", type=int, help="beam size (default: the model's tuned search.json, else 1 = greedy)")
     p.add_argument("--alpha", type=float, help="beam length penalty, GNMT style (default: tuned, else 0 = none)")
     p.add_argument("--batch-size", type=int, default=64, help="sentences decoded together")
+    p.add_argument("--int8", action="store_true", help="quantize linear and RNN layers to int8 (CPU; smaller, "
+                                                       "often faster, slightly less accurate)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -177,8 +192,15 @@ def cmd_translate(args) -> int:
     from attend.inference import Translator
 
     lines, source, total = input_stream(args)
-    loaded = load(args.model)
-    translator = Translator(loaded, search_options(args, loaded), args.batch_size)
+    if args.engine == "ctranslate2":
+        from attend.export import CTranslate2Translator
+
+        if args.int8:
+            raise AttendError("--int8 is attend's own quantization; for CTranslate2 export with --quantization int8")
+        translator = CTranslate2Translator(args.model, search_options(args), args.batch_size)
+    else:
+        loaded = load(args.model)
+        translator = Translator(loaded, search_options(args, loaded), args.batch_size, int8=args.int8)
     bar = None
     if not args.quiet and total is not None and total > 1000:
         from tqdm import tqdm
@@ -199,7 +221,8 @@ def cmd_evaluate(args) -> int:
 
     sources, refs, source = read_test_set(args)
     loaded = load(args.model)
-    hyps = Translator(loaded, search_options(args, loaded), args.batch_size).best(sources, source, progress=not args.quiet)
+    translator = Translator(loaded, search_options(args, loaded), args.batch_size, int8=args.int8)
+    hyps = translator.best(sources, source, progress=not args.quiet)
     if args.output:
         write_output("".join(h + "\n" for h in hyps), args.output)
     print(format_table(score(loaded.config.data.metric, hyps, refs), len(sources)))
@@ -251,6 +274,15 @@ def cmd_explain(args) -> int:
     print(f"wrote {len(result.files)} files in {time.perf_counter() - started:.1f} s:")
     for path in result.files:
         print(f"  {path}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from attend.export import export_ctranslate2
+
+    out = export_ctranslate2(load(args.model), args.out, args.quantization)
+    print(f"wrote a CTranslate2 model ({args.quantization or 'float32'}) to {out}; "
+          f"run it with: attend translate --engine ctranslate2 --model {out} TEXT")
     return 0
 
 

@@ -134,8 +134,11 @@ def beam_search(model: Seq2Seq, src, src_mask, max_len, beam_size: int = 5, alph
 
     Each step scores beam_size * vocab continuations of every live sentence,
     keeps the best 2 * beam_size, sends those ending in </s> (among the top
-    beam_size) to the finished list and the best beam_size others on. A sentence
-    is done once it has beam_size finished hypotheses, or at `max_len`.
+    beam_size) to the finished list and the best beam_size others on. Without a
+    length penalty a sentence is done once no live beam scores above its
+    `nbest`-th finished hypothesis (log-probabilities only fall, so none can
+    win later); with one, once it has beam_size finished hypotheses. Either
+    way it stops at `max_len`.
 
     `on_step(t, sentences, beam, token, scores, ended)`, when given, sees every
     step's outcome for pictures of the search: the live sentences, the parent
@@ -181,7 +184,14 @@ def beam_search(model: Seq2Seq, src, src_mask, max_len, beam_size: int = 5, alph
         if on_step is not None:
             on_step(t, sentences, beam, token, scores, ended_here)
 
-        done = torch.tensor([len(finished[s]) >= k for s in sentences])
+        if alpha == 0.0:
+            # scores only fall as outputs grow, so a sentence is done once no live beam can beat its n-th best
+            best_live = scores.max(dim=1).values.tolist()
+            done = torch.tensor([len(finished[s]) >= nbest and
+                                 best_live[row] <= sorted(h.score for h in finished[s])[-nbest]
+                                 for row, s in enumerate(sentences)])
+        else:  # with a length bonus a longer output may still win; stop at beam_size finished, as is usual
+            done = torch.tensor([len(finished[s]) >= k for s in sentences])
         if bool(done.all()):
             break
         if bool(done.any()):

@@ -124,3 +124,12 @@ def test_every_command_has_help(command, capsys):
 def test_bad_search_flags_are_one_line_errors(trained_folder, capsys, flags):
     code, out, err = run(capsys, "translate", "--model", str(trained_folder), *flags, "a b")
     assert code == 1 and out == "" and err.startswith("attend: error: ") and err.count("\n") == 1
+
+
+def test_int8_translation_runs_and_mostly_agrees(trained_folder, capsys):
+    words = ["a b c", "d e f g", "h a b", "c c d e"]
+    assert main(["translate", "-m", str(trained_folder), *words]) == 0
+    fp32 = capsys.readouterr().out.splitlines()
+    assert main(["translate", "-m", str(trained_folder), "--int8", *words]) == 0
+    int8 = capsys.readouterr().out.splitlines()
+    assert len(int8) == len(words) and sum(a == b for a, b in zip(fp32, int8)) >= 3

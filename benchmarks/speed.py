@@ -1,0 +1,252 @@
+"""Speed benchmark: training and decoding throughput of attend's Transformer, with its peers, in one run.
+
+On the Multi30k en-de Transformer (3+3 layers, d_model 256, 4 heads, ff 1024,
+the size of the Joey NMT race) this measures, on this machine and in one run:
+
+- the machine's matmul peak (GFLOP/s of a 1024^3 matmul, fp32 and bf16);
+- training tokens/s (source + target, real tokens), the padding share of the
+  length-bucketed batches, the model FLOP/s achieved and its share of the
+  measured fp32 peak (MFU), in fp32, and in bf16 where the CPU has bf16
+  instructions (elsewhere bf16 is emulated and the row says so);
+- decoding of test_2016_flickr: sentences/s and output tokens/s, greedy and
+  beam 5, at batch 1 (the first --batch1-sentences sentences) and batch 64,
+  for attend fp32 and int8 and, when the `ctranslate2` package is installed,
+  CTranslate2 fp32 and int8 of the same exported model;
+- how cost grows: decoding time per token as the output grows from 10 to 200
+  tokens (with attend's key/value cache, and recomputing the prefix at every
+  step as a cache-less decoder does), and training tokens/s as the batch grows.
+
+Joey NMT's numbers come from benchmarks/peers/joeynmt.py (--joey-json), run on
+the same machine. Decoding needs a trained model folder (--model), e.g. the
+one benchmarks/multi30k.py writes; training uses the data folder (--data).
+
+    python benchmarks/speed.py --data ../shared/data/multi30k --model runs/bench-m30k/transformer \\
+        --threads 2 --joey-json runs/peers/joeynmt.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from attend.checkpoint import load_model  # noqa: E402
+from attend.config import load_config  # noqa: E402
+from attend.data.batching import bucket_batches, collate  # noqa: E402
+from attend.data.corpus import read_lines  # noqa: E402
+from attend.data.vocab import BOS_ID, PAD_ID  # noqa: E402
+from attend.device import autocast, cpu_has_bf16, matmul_gflops  # noqa: E402
+from attend.inference import SearchOptions, Translator  # noqa: E402
+from attend.train import make_optimizer, prepare  # noqa: E402
+from attend.models import build_model  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def forward_flops(cfg, vocab: int, src_len: int, tgt_len: int) -> float:
+    """Matmul FLOPs of one teacher-forced forward pass of one sentence pair (2 per multiply-add)."""
+    d, ff = cfg.hidden_size, cfg.ff_size
+    encoder = cfg.encoder_layers * (src_len * (4 * d * d + 2 * d * ff) + 2 * src_len * src_len * d)
+    decoder = cfg.decoder_layers * (tgt_len * (4 * d * d + 2 * d * d + 2 * d * ff) + src_len * 2 * d * d
+                                    + tgt_len * tgt_len * d + 2 * tgt_len * src_len * d)
+    return 2.0 * (encoder + decoder + tgt_len * d * vocab)
+
+
+def train_speed(model, data, batch_tokens: int, precision: str, steps: int) -> dict:
+    """tokens/s, padding share and achieved FLOP/s over `steps` training steps (after 2 warm-up steps)."""
+    cfg = model.cfg
+    optimizer = make_optimizer(model, load_config(ROOT / "configs" / "multi30k-en-de-transformer.yaml").train)
+    batches = bucket_batches(data.examples, batch_tokens, __import__("random").Random(0))[: steps + 2]
+    if len(batches) < 3:
+        raise SystemExit(f"the corpus makes only {len(batches)} batches of {batch_tokens} tokens; use more data")
+    device = torch.device("cpu")
+    tokens = padded = flops = 0.0
+    for i, indices in enumerate(batches):
+        if i == 2:
+            started = time.perf_counter()
+        batch = collate(data.examples, indices)
+        with autocast(precision, device):
+            logits = model(batch.src, batch.src_mask, batch.tgt_in)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD_ID,
+                               label_smoothing=0.1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if i >= 2:
+            real = int(batch.src_mask.sum()) + batch.n_tgt_tokens
+            tokens += real
+            padded += batch.src.numel() + batch.tgt_out.numel()
+            # useful work only: each sentence at its real lengths, padding not counted
+            flops += sum(3 * forward_flops(cfg, logits.size(-1), len(data.examples[j][0]), len(data.examples[j][1]) + 1)
+                         for j in indices)
+    seconds = time.perf_counter() - started
+    return {"tokens_per_s": tokens / seconds, "padding": 1 - tokens / padded, "gflops": flops / seconds / 1e9,
+            "steps": len(batches) - 2}
+
+
+def decode_speed(translator, lines: list[str]) -> dict:
+    started = time.perf_counter()
+    outputs = translator.translate(lines)
+    seconds = time.perf_counter() - started
+    out_tokens = sum(len(o[0].tokens) + 1 for o in outputs)
+    return {"sentences_per_s": len(lines) / seconds, "tokens_per_s": out_tokens / seconds}
+
+
+@torch.no_grad()
+def per_token_cost(model, lengths=(10, 50, 100, 200)) -> list[dict]:
+    """ms per output token for outputs of each length: cached steps vs recomputing the whole prefix."""
+    src = torch.randint(4, 100, (1, 20))
+    src_mask = src != PAD_ID
+    rows = []
+    for length in lengths:
+        memory = model.encode(src, src_mask)
+        state, prev = model.init_state(memory), torch.full((1,), BOS_ID)
+        started = time.perf_counter()
+        for _ in range(length):
+            logits, state, _ = model.step(prev, state, memory)
+            prev = logits.argmax(-1)
+        cached = (time.perf_counter() - started) / length
+        prefix = torch.full((1, 1), BOS_ID)
+        started = time.perf_counter()
+        for _ in range(length):
+            logits, _ = model.decode(prefix, memory)
+            prefix = torch.cat([prefix, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+        rows.append({"length": length, "cached_ms": 1000 * cached,
+                     "recomputed_ms": 1000 * (time.perf_counter() - started) / length})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="the Multi30k folder")
+    parser.add_argument("--model", help="a trained Multi30k en-de Transformer folder, for the decoding rows")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=8, help="timed training steps per row")
+    parser.add_argument("--batch1-sentences", type=int, default=100)
+    parser.add_argument("--joey-json", type=Path, help="result file of benchmarks/peers/joeynmt.py")
+    parser.add_argument("--json", type=Path, help="also write every number here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    result = {"machine": f"{platform.processor() or platform.machine()}, {args.threads} threads, "
+                         f"{torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}",
+              "bf16_instructions": cpu_has_bf16()}
+    result["peak_fp32"] = matmul_gflops(torch.float32, 1024, 5)
+    result["peak_bf16"] = matmul_gflops(torch.bfloat16, 512, 1)
+    print(f"machine: {result['machine']}; matmul peak fp32 {result['peak_fp32']:.1f} GFLOP/s, bf16 "
+          f"{result['peak_bf16']:.1f} GFLOP/s (bf16 instructions: {result['bf16_instructions']})", flush=True)
+
+    config = load_config(ROOT / "configs" / "multi30k-en-de-transformer.yaml")
+    config.data.data_dir = str(Path(args.data).resolve())
+    data = prepare(config)
+    vocab = len(data.src_vocab), len(data.tgt_vocab)
+    result["training"] = {}
+    precisions = ["fp32", "bf16"] if result["bf16_instructions"] else ["fp32"]
+    for precision in precisions:
+        model = build_model(config.model, *vocab).train()
+        row = train_speed(model, data, config.train.batch_tokens, precision, args.steps)
+        row["mfu"] = row["gflops"] / result[f"peak_{precision}"]
+        row["peak_rss_mb"] = peak_rss_mb()
+        result["training"][precision] = row
+        print(f"training {precision}: {row['tokens_per_s']:,.0f} tokens/s, {row['gflops']:.1f} GFLOP/s, "
+              f"MFU {row['mfu']:.0%}, padding {row['padding']:.1%}", flush=True)
+    result["batch_growth"] = []
+    for batch_tokens in (1024, 2048, 4096, 8192):
+        model = build_model(config.model, *vocab).train()
+        row = train_speed(model, data, batch_tokens, "fp32", max(3, args.steps // 2))
+        result["batch_growth"].append({"batch_tokens": batch_tokens, **row})
+        print(f"batch {batch_tokens}: {row['tokens_per_s']:,.0f} tokens/s", flush=True)
+
+    if args.model:
+        decode_rows(args, result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    print_tables(result, args)
+
+
+def decode_rows(args, result: dict) -> None:
+    loaded = load_model(args.model)
+    lines = read_lines(Path(args.data) / "test_2016_flickr.en.gz")
+    engines = {"attend fp32": lambda o, b: Translator(loaded, o, b),
+               "attend int8": lambda o, b: Translator(loaded, o, b, int8=True)}
+    try:
+        from attend.export import CTranslate2Translator, export_ctranslate2
+
+        folders = {}
+        for quantization in (None, "int8"):
+            folder = Path(tempfile.mkdtemp()) / "ct2"
+            folders[quantization] = export_ctranslate2(loaded, folder, quantization)
+        engines["CTranslate2 fp32"] = lambda o, b: CTranslate2Translator(folders[None], o, b)
+        engines["CTranslate2 int8"] = lambda o, b: CTranslate2Translator(folders["int8"], o, b, compute_type="int8")
+    except ImportError as e:
+        print(f"CTranslate2 rows skipped: {e}")
+    result["decoding"] = {}
+    for name, make in engines.items():
+        row = {}
+        for beam in (1, 5):
+            options = SearchOptions(beam_size=beam)
+            row[f"beam{beam}_batch1"] = decode_speed(make(options, 1), lines[: args.batch1_sentences])
+            row[f"beam{beam}_batch64"] = decode_speed(make(options, 64), lines)
+        row["peak_rss_mb"] = peak_rss_mb()
+        result["decoding"][name] = row
+        print(f"{name}: greedy {row['beam1_batch64']['sentences_per_s']:.1f} sent/s, beam 5 "
+              f"{row['beam5_batch64']['sentences_per_s']:.1f} sent/s (batch 64)", flush=True)
+    result["per_token"] = per_token_cost(loaded.model.eval())
+
+
+def print_tables(result: dict, args) -> None:
+    print(f"\n{result['machine']}; fp32 matmul peak {result['peak_fp32']:.1f} GFLOP/s, bf16 {result['peak_bf16']:.1f}\n")
+    print("| system | training tokens/s (src+tgt) | GFLOP/s | MFU | greedy sent/s (b1 / b64) | beam 5 sent/s "
+          "(b1 / b64) | greedy tokens/s b64 | peak RSS |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    train = result["training"]
+    decoding = result.get("decoding", {})
+    for name in ("attend fp32", "attend bf16", "attend int8", "CTranslate2 fp32", "CTranslate2 int8"):
+        t = train.get(name.split()[-1]) if name.startswith("attend") and name != "attend int8" else None
+        d = decoding.get(name)
+        if t is None and d is None:
+            if name == "attend bf16":
+                print(f"| attend bf16 | not run: no bf16 instructions (bf16 matmul {result['peak_bf16']:.1f} GFLOP/s) "
+                      "| | | | | | |")
+            continue
+        cells = [f"{t['tokens_per_s']:,.0f}", f"{t['gflops']:.1f}", f"{t['mfu']:.0%}"] if t else ["-", "-", "-"]
+        if d:
+            cells += [f"{d['beam1_batch1']['sentences_per_s']:.1f} / {d['beam1_batch64']['sentences_per_s']:.1f}",
+                      f"{d['beam5_batch1']['sentences_per_s']:.1f} / {d['beam5_batch64']['sentences_per_s']:.1f}",
+                      f"{d['beam1_batch64']['tokens_per_s']:,.0f}"]
+        else:
+            cells += ["-", "-", "-"]
+        rss = max(x["peak_rss_mb"] for x in (t, d) if x)
+        print(f"| {name} | " + " | ".join(cells) + f" | {rss:,.0f} MB |")
+    if args.joey_json and args.joey_json.exists():
+        joey = json.loads(args.joey_json.read_text())
+        print(f"| Joey NMT 2.3 ({joey['settings']['threads']} thread, decoding batches of "
+              f"{joey['settings']['batch_tokens']} tokens) | {joey['tokens_per_s_src_tgt']:,.0f} | - | - | - / "
+              f"{joey['sentences_per_s_greedy']:.1f} | - / {joey['sentences_per_s_beam5']:.1f} | - | "
+              f"{joey['peak_rss_mib']:,.0f} MB |")
+    print("\ntraining tokens/s as the batch grows (fp32)\n\n| batch tokens | tokens/s | padding |\n|---:|---:|---:|")
+    for r in result["batch_growth"]:
+        print(f"| {r['batch_tokens']} | {r['tokens_per_s']:,.0f} | {r['padding']:.1%} |")
+    if "per_token" in result:
+        print("\ndecoding cost per output token, batch 1 (ms)\n\n| output length | key/value cache | "
+              "recomputing the prefix |\n|---:|---:|---:|")
+        for r in result["per_token"]:
+            print(f"| {r['length']} | {r['cached_ms']:.2f} | {r['recomputed_ms']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
