@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import torch
 
 from attend import checkpoint
 from attend.errors import AttendError

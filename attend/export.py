@@ -52,7 +52,7 @@ from attend.checkpoint import (
 from attend.data.tokenizers import tokenizer_from_state
 from attend.data.vocab import BOS, EOS, PAD, UNK
 from attend.errors import AttendError
-from attend.inference import Output, SearchOptions
+from attend.inference import Output, SearchOptions, check_length, translate_in_chunks
 from attend.search import output_limits
 
 EXPORT = "export.json"
@@ -237,31 +237,13 @@ class CTranslate2Translator:
         """Source tokens per line (CT2 appends </s>), refusing lines longer than the model's positions."""
         tokens = []
         for number, line in enumerate(lines, first_line):
-            found = self.src_tokenizer.encode(line)
-            if len(found) + 1 > self.limit:
-                raise AttendError(
-                    f"{source}:{number}: input has {len(found)} tokens, more than this model takes ({self.limit - 1}); "
-                    "split the line or train with a larger model.max_positions"
-                )
-            tokens.append(found)
+            tokens.append(check_length(self.src_tokenizer.encode(line), self.limit, source, number))
         return tokens
 
     def translate_stream(self, lines: Iterable[str], source: str = "input", chunk_lines: int = 10000,
                          progress: Callable[[int], None] | None = None) -> Iterator[list[Output]]:
         """n-best outputs line by line for an input of any size, decoded a chunk of lines at a time."""
-        block, first = [], 1
-        for line in lines:
-            block.append(line)
-            if len(block) == chunk_lines:
-                yield from self.translate(block, source, first_line=first)
-                first += len(block)
-                if progress:
-                    progress(len(block))
-                block = []
-        if block:
-            yield from self.translate(block, source, first_line=first)
-            if progress:
-                progress(len(block))
+        return translate_in_chunks(self.translate, lines, source, chunk_lines, progress)
 
     def translate(self, lines: list[str], source: str = "input", progress: bool = False,
                   first_line: int = 1) -> list[list[Output]]:

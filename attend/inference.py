@@ -65,6 +65,33 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
                                                       {torch.nn.Linear, torch.nn.GRU, torch.nn.LSTM}, dtype=torch.qint8)
 
 
+def check_length(tokens: list[str], limit: int, source: str, number: int) -> list[str]:
+    """The tokens of input line `number`, or a one-line error when they exceed the model's positions."""
+    if len(tokens) + 1 > limit:
+        raise AttendError(f"{source}:{number}: input has {len(tokens)} tokens, more than this model takes "
+                          f"({limit - 1}); split the line or train with a larger model.max_positions")
+    return tokens
+
+
+def translate_in_chunks(translate: Callable, lines: Iterable[str], source: str, chunk_lines: int,
+                        progress: Optional[Callable[[int], None]]) -> Iterator[list[Output]]:
+    """`translate(block, source, first_line=...)` over `lines` a block of `chunk_lines` at a time, outputs in
+    input order; `progress(n)` is told after each block how many lines it held. Any engine can stream so."""
+    block, first = [], 1
+    for line in lines:
+        block.append(line)
+        if len(block) == chunk_lines:
+            yield from translate(block, source, first_line=first)
+            first += len(block)
+            if progress:
+                progress(len(block))
+            block = []
+    if block:
+        yield from translate(block, source, first_line=first)
+        if progress:
+            progress(len(block))
+
+
 class Translator:
     """Decodes lists of input strings with a model and its tokenizers."""
 
@@ -86,34 +113,14 @@ class Translator:
     def encode_inputs(self, lines: list[str], source: str, first_line: int = 1) -> list[list[int]]:
         ids = []
         for number, line in enumerate(lines, first_line):
-            tokens = self.loaded.src_tokenizer.encode(line)
-            if len(tokens) + 1 > self.limit:
-                raise AttendError(
-                    f"{source}:{number}: input has {len(tokens)} tokens, more than this model takes ({self.limit - 1}); "
-                    "split the line or train with a larger model.max_positions"
-                )
+            tokens = check_length(self.loaded.src_tokenizer.encode(line), self.limit, source, number)
             ids.append(encode_source(tokens, self.loaded.src_vocab) if tokens else [])
         return ids
 
     def translate_stream(self, lines: Iterable[str], source: str = "input", chunk_lines: int = 10000,
                          progress: Optional[Callable[[int], None]] = None) -> Iterator[list[Output]]:
-        """n-best outputs line by line for an input of any size: read, sorted and decoded a chunk at a time.
-
-        `progress(n)` is called after each chunk with the number of lines done in it.
-        """
-        block, first = [], 1
-        for line in lines:
-            block.append(line)
-            if len(block) == chunk_lines:
-                yield from self.translate(block, source, first_line=first)
-                first += len(block)
-                if progress:
-                    progress(len(block))
-                block = []
-        if block:
-            yield from self.translate(block, source, first_line=first)
-            if progress:
-                progress(len(block))
+        """n-best outputs line by line for an input of any size: read, sorted and decoded a chunk at a time."""
+        return translate_in_chunks(self.translate, lines, source, chunk_lines, progress)
 
     @torch.no_grad()
     def translate(self, lines: list[str], source: str = "input", progress: bool = False,
