@@ -167,10 +167,10 @@ class Trainer:
                 break
             batch = collate(self.data.examples, batches[self.batch_in_epoch]).to(self.device)
             self.batch_in_epoch += 1
-            loss, n_tokens = self._train_step(batch)
-            window_loss += loss
-            window_tokens += n_tokens + int(batch.src_mask.sum())
+            window_loss += self._train_step(batch)  # a tensor: read back only when logged, no sync per step
+            window_tokens += batch.n_src_tokens + batch.n_tgt_tokens
             if self.step % t.log_every == 0:
+                window_loss = float(window_loss)
                 rate = window_tokens / max(time.time() - window_start, 1e-9)
                 self._log_metrics({"step": self.step, "epoch": self.epoch, "loss": window_loss / t.log_every,
                                    "lr": self.scheduler.get_last_lr()[0], "tokens_per_s": rate,
@@ -211,7 +211,7 @@ class Trainer:
         t = self.config.train
         return bucket_batches(self.data.examples, t.batch_tokens, random.Random(t.seed * 1000 + self.epoch))
 
-    def _train_step(self, batch) -> tuple[float, int]:
+    def _train_step(self, batch) -> torch.Tensor:
         self.model.train()
         n_tokens = batch.n_tgt_tokens
         with autocast(self.precision, self.device):
@@ -228,7 +228,7 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.step += 1
-        return loss.item(), n_tokens
+        return loss.detach()
 
     # ----- validation and checkpoints ---------------------------------------------------------
     def loaded(self) -> LoadedModel:

@@ -24,13 +24,13 @@ class Batch:
     tgt_in: torch.Tensor  # (batch, tgt_len) <s> + target, the decoder's input
     tgt_out: torch.Tensor  # (batch, tgt_len) target + </s>, what it must predict
     indices: list[int]  # positions of these examples in the dataset
-
-    @property
-    def n_tgt_tokens(self) -> int:
-        return int((self.tgt_out != PAD_ID).sum())
+    n_src_tokens: int  # real (non-pad) tokens, counted on the host so the training loop never waits on a GPU
+    n_tgt_tokens: int
 
     def to(self, device) -> "Batch":
-        return Batch(self.src.to(device), self.src_mask.to(device), self.tgt_in.to(device), self.tgt_out.to(device), self.indices)
+        return Batch(self.src.to(device, non_blocking=True), self.src_mask.to(device, non_blocking=True),
+                     self.tgt_in.to(device, non_blocking=True), self.tgt_out.to(device, non_blocking=True),
+                     self.indices, self.n_src_tokens, self.n_tgt_tokens)
 
 
 def encode_source(tokens: list[str], vocab: Vocab) -> list[int]:
@@ -90,4 +90,5 @@ def collate(examples, indices: list[int]) -> Batch:
     src = pad([examples[i][0] for i in indices])
     tgt_in = pad([[BOS_ID] + examples[i][1] for i in indices])
     tgt_out = pad([examples[i][1] + [EOS_ID] for i in indices])
-    return Batch(src, src != PAD_ID, tgt_in, tgt_out, list(indices))
+    return Batch(src, src != PAD_ID, tgt_in, tgt_out, list(indices), sum(len(examples[i][0]) for i in indices),
+                 sum(len(examples[i][1]) + 1 for i in indices))
