@@ -67,6 +67,8 @@ def run(out: Path, minutes: float | None = None, progress: bool = True, beam: in
         print(f"  {word:<12} {phones}")
     print(f"\nModel folder: {out}  ({time.time() - started:.0f} s in all)")
     print(f"Try: echo hello | attend translate --model {out}    or    attend translate --model {out} --beam 5 word")
+    print(f"See how it attends: attend explain --model {out} pneumonia --animate --html --out {out}/explain "
+          f"(training curves and attention snapshots are in {out}/curves.png and {out}/pictures/)")
     return result
 
 
