@@ -47,6 +47,7 @@ from attend.data.batching import bucket_batches, collate  # noqa: E402
 from attend.data.corpus import read_lines  # noqa: E402
 from attend.data.vocab import BOS_ID, PAD_ID  # noqa: E402
 from attend.device import autocast, cpu_has_bf16, matmul_gflops  # noqa: E402
+from attend.evaluate import bleu_chrf  # noqa: E402
 from attend.inference import SearchOptions, Translator  # noqa: E402
 from attend.train import make_optimizer, prepare  # noqa: E402
 from attend.models import build_model  # noqa: E402
@@ -98,12 +99,16 @@ def train_speed(model, data, batch_tokens: int, precision: str, steps: int) -> d
             "steps": len(batches) - 2}
 
 
-def decode_speed(translator, lines: list[str]) -> dict:
+def decode_speed(translator, lines: list[str], refs: list[str] | None = None) -> dict:
+    """Sentences/s and output tokens/s; with `refs`, also the BLEU of the outputs (fast paths must not lose it)."""
     started = time.perf_counter()
     outputs = translator.translate(lines)
     seconds = time.perf_counter() - started
     out_tokens = sum(len(o[0].tokens) + 1 for o in outputs)
-    return {"sentences_per_s": len(lines) / seconds, "tokens_per_s": out_tokens / seconds}
+    row = {"sentences_per_s": len(lines) / seconds, "tokens_per_s": out_tokens / seconds}
+    if refs is not None:
+        row["bleu"] = bleu_chrf([o[0].text for o in outputs], [[r] for r in refs])["bleu"]
+    return row
 
 
 @torch.no_grad()
@@ -181,6 +186,7 @@ def main() -> None:
 def decode_rows(args, result: dict) -> None:
     loaded = load_model(args.model)
     lines = read_lines(Path(args.data) / "test_2016_flickr.en.gz")
+    refs = read_lines(Path(args.data) / "test_2016_flickr.de.gz")
     engines = {"attend fp32": lambda o, b: Translator(loaded, o, b),
                "attend int8": lambda o, b: Translator(loaded, o, b, int8=True)}
     try:
@@ -200,19 +206,23 @@ def decode_rows(args, result: dict) -> None:
         for beam in (1, 5):
             options = SearchOptions(beam_size=beam)
             row[f"beam{beam}_batch1"] = decode_speed(make(options, 1), lines[: args.batch1_sentences])
-            row[f"beam{beam}_batch64"] = decode_speed(make(options, 64), lines)
+            row[f"beam{beam}_batch64"] = decode_speed(make(options, 64), lines, refs)
         row["peak_rss_mb"] = peak_rss_mb()
         result["decoding"][name] = row
-        print(f"{name}: greedy {row['beam1_batch64']['sentences_per_s']:.1f} sent/s, beam 5 "
-              f"{row['beam5_batch64']['sentences_per_s']:.1f} sent/s (batch 64)", flush=True)
-    result["per_token"] = per_token_cost(loaded.model.eval())
+        print(f"{name}: greedy {row['beam1_batch64']['sentences_per_s']:.1f} sent/s (BLEU "
+              f"{row['beam1_batch64']['bleu']:.2f}), beam 5 {row['beam5_batch64']['sentences_per_s']:.1f} sent/s "
+              f"(BLEU {row['beam5_batch64']['bleu']:.2f}) (batch 64)", flush=True)
+    # cost per token does not depend on the weights: the same architecture with room for 200-token outputs
+    config = loaded.config.model
+    config.max_positions = 256
+    result["per_token"] = per_token_cost(build_model(config, len(loaded.src_vocab), len(loaded.tgt_vocab)).eval())
 
 
 def print_tables(result: dict, args) -> None:
     print(f"\n{result['machine']}; fp32 matmul peak {result['peak_fp32']:.1f} GFLOP/s, bf16 {result['peak_bf16']:.1f}\n")
     print("| system | training tokens/s (src+tgt) | GFLOP/s | MFU | greedy sent/s (b1 / b64) | beam 5 sent/s "
-          "(b1 / b64) | greedy tokens/s b64 | peak RSS |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          "(b1 / b64) | greedy tokens/s b64 | BLEU greedy / beam 5 | peak RSS |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     train = result["training"]
     decoding = result.get("decoding", {})
     for name in ("attend fp32", "attend bf16", "attend int8", "CTranslate2 fp32", "CTranslate2 int8"):
@@ -221,15 +231,16 @@ def print_tables(result: dict, args) -> None:
         if t is None and d is None:
             if name == "attend bf16":
                 print(f"| attend bf16 | not run: no bf16 instructions (bf16 matmul {result['peak_bf16']:.1f} GFLOP/s) "
-                      "| | | | | | |")
+                      "| | | | | | | |")
             continue
         cells = [f"{t['tokens_per_s']:,.0f}", f"{t['gflops']:.1f}", f"{t['mfu']:.0%}"] if t else ["-", "-", "-"]
         if d:
             cells += [f"{d['beam1_batch1']['sentences_per_s']:.1f} / {d['beam1_batch64']['sentences_per_s']:.1f}",
                       f"{d['beam5_batch1']['sentences_per_s']:.1f} / {d['beam5_batch64']['sentences_per_s']:.1f}",
-                      f"{d['beam1_batch64']['tokens_per_s']:,.0f}"]
+                      f"{d['beam1_batch64']['tokens_per_s']:,.0f}",
+                      f"{d['beam1_batch64']['bleu']:.2f} / {d['beam5_batch64']['bleu']:.2f}"]
         else:
-            cells += ["-", "-", "-"]
+            cells += ["-", "-", "-", "-"]
         rss = max(x["peak_rss_mb"] for x in (t, d) if x)
         print(f"| {name} | " + " | ".join(cells) + f" | {rss:,.0f} MB |")
     if args.joey_json and args.joey_json.exists():
@@ -237,6 +248,7 @@ def print_tables(result: dict, args) -> None:
         print(f"| Joey NMT 2.3 ({joey['settings']['threads']} thread, decoding batches of "
               f"{joey['settings']['batch_tokens']} tokens) | {joey['tokens_per_s_src_tgt']:,.0f} | - | - | - / "
               f"{joey['sentences_per_s_greedy']:.1f} | - / {joey['sentences_per_s_beam5']:.1f} | - | "
+              f"{joey['bleu_greedy']:.2f} / {joey['bleu_beam5']:.2f} (first {joey['test_sentences']}) | "
               f"{joey['peak_rss_mib']:,.0f} MB |")
     print("\ntraining tokens/s as the batch grows (fp32)\n\n| batch tokens | tokens/s | padding |\n|---:|---:|---:|")
     for r in result["batch_growth"]:
