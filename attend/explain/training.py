@@ -36,8 +36,8 @@ def plot_curves(metrics: Path, metric: str, path: Path) -> Path:
     """Training loss and validation loss (left), the validation metric (right), against steps."""
     train, valid = read_metrics(metrics)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    left.plot([r["step"] for r in train], [r["loss"] for r in train], label="training loss", lw=1)
-    left.plot([r["step"] for r in valid], [r["valid"]["loss"] for r in valid], "o-", label="validation loss", ms=3)
+    left.plot([r["step"] for r in train], [r["loss"] for r in train], label="training loss (with label smoothing)", lw=1)
+    left.plot([r["step"] for r in valid], [r["valid"]["loss"] for r in valid], "o-", label="validation loss (cross-entropy)", ms=3)
     left.set_xlabel("step")
     left.legend(fontsize=8)
     if metric != "loss":
