@@ -240,6 +240,19 @@ def load_folder_config(folder: Path) -> Config:
     return config_from_dict(raw, str(path))
 
 
+def load_tokenizers(folder: Path) -> tuple[Tokenizer, Tokenizer]:
+    """The source and target tokenizers saved in a folder (tokenizers.json, plus src/tgt.spm for subwords)."""
+    tokenizers = read_json(folder / TOKENIZERS)
+    toks = []
+    for side in ("src", "tgt"):
+        spm = folder / f"{side}.spm"
+        try:
+            toks.append(tokenizer_from_state(tokenizers[side], spm.read_bytes() if spm.exists() else None))
+        except (KeyError, TypeError) as e:
+            raise AttendError(f"{folder / TOKENIZERS}: lacks {e}; the folder is damaged") from None
+    return toks[0], toks[1]
+
+
 def load_model(folder: str | Path, weights_from: Path | None = None) -> LoadedModel:
     """A model folder (or, with `weights_from`, one of its checkpoints) ready for inference."""
     folder = Path(folder)
@@ -247,15 +260,11 @@ def load_model(folder: str | Path, weights_from: Path | None = None) -> LoadedMo
         raise AttendError(f"{folder}: model folder not found; train one with 'attend train' or 'attend quickstart'")
     config = load_folder_config(folder)
     vocab = read_json(folder / VOCAB)
-    tokenizers = read_json(folder / TOKENIZERS)
+    toks = load_tokenizers(folder)
     try:
         src_vocab, tgt_vocab = Vocab(vocab["src"]), Vocab(vocab["tgt"])
-        toks = []
-        for side in ("src", "tgt"):
-            spm = folder / f"{side}.spm"
-            toks.append(tokenizer_from_state(tokenizers[side], spm.read_bytes() if spm.exists() else None))
     except (KeyError, TypeError) as e:
-        raise AttendError(f"{folder}: vocab.json or tokenizers.json lacks {e}; the model folder is damaged") from None
+        raise AttendError(f"{folder}: vocab.json lacks {e}; the model folder is damaged") from None
     source = weights_from or folder
     meta = read_json(source / META)
     model = build_model(config.model, len(src_vocab), len(tgt_vocab))

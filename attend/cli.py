@@ -224,7 +224,10 @@ def cmd_evaluate(args) -> int:
     translator = Translator(loaded, search_options(args, loaded), args.batch_size, int8=args.int8)
     hyps = translator.best(sources, source, progress=not args.quiet)
     if args.output:
-        write_output("".join(h + "\n" for h in hyps), args.output)
+        from attend.checkpoint import atomic_text_writer
+
+        with atomic_text_writer(args.output) as write:
+            write("".join(h + "\n" for h in hyps))
     print(format_table(score(loaded.config.data.metric, hyps, refs), len(sources)))
     return 0
 
@@ -364,16 +367,6 @@ def read_test_set(args) -> tuple[list[str], list[list[str]], str]:
     if not sources:
         raise AttendError(f"{source}: no inputs to score")
     return sources, refs, source
-
-
-def write_output(text: str, path: str | None) -> None:
-    if path is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    from attend.checkpoint import atomic_write
-
-    atomic_write(Path(path), text)
 
 
 if __name__ == "__main__":

@@ -42,14 +42,12 @@ import torch
 
 from attend.checkpoint import (
     CONFIG,
-    TOKENIZERS,
     LoadedModel,
     atomic_write,
     load_folder_config,
-    read_json,
+    load_tokenizers,
     save_static,
 )
-from attend.data.tokenizers import tokenizer_from_state
 from attend.data.vocab import BOS, EOS, PAD, UNK
 from attend.errors import AttendError
 from attend.inference import Output, SearchOptions, check_length, translate_in_chunks
@@ -207,8 +205,7 @@ class CTranslate2Translator:
         self._check_folder()
         config = load_folder_config(self.folder)
         self.limit = config.model.max_positions  # longest input (and output) in tokens, as in attend
-        tokenizers = read_json(self.folder / TOKENIZERS)
-        self.src_tokenizer, self.tgt_tokenizer = (self._tokenizer(tokenizers, side) for side in ("src", "tgt"))
+        self.src_tokenizer, self.tgt_tokenizer = load_tokenizers(self.folder)
         try:
             self.translator = ctranslate2.Translator(str(self.folder), device=device or "auto",
                                                      compute_type=compute_type, intra_threads=threads)
@@ -226,12 +223,6 @@ class CTranslate2Translator:
                               f"{self.folder} --format ctranslate2 --out DIR' and use DIR")
         if not (self.folder / CONFIG).exists():
             raise AttendError(f"{self.folder}: lacks attend's {CONFIG} and tokenizers; export it with 'attend export'")
-
-    def _tokenizer(self, tokenizers: dict, side: str):
-        if side not in tokenizers:
-            raise AttendError(f"{self.folder / TOKENIZERS}: lacks '{side}'; export the model again")
-        spm = self.folder / f"{side}.spm"
-        return tokenizer_from_state(tokenizers[side], spm.read_bytes() if spm.exists() else None)
 
     def encode_inputs(self, lines: list[str], source: str, first_line: int = 1) -> list[list[str]]:
         """Source tokens per line (CT2 appends </s>), refusing lines longer than the model's positions."""

@@ -15,22 +15,7 @@ from attend.errors import AttendError
 
 def read_lines(path: str | Path) -> list[str]:
     """All lines of a text file (.gz is decompressed), without line endings."""
-    path = Path(path)
-    if not path.is_file():
-        raise AttendError(f"{path}: file not found")
-    try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError) as e:
-        raise AttendError(f"{path}: cannot read gzip data ({e})") from None
-    return decode_lines(raw, str(path))
-
-
-def decode_lines(raw: bytes, name: str) -> list[str]:
-    """Split bytes into UTF-8 lines, naming the first line that is not valid UTF-8."""
-    lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    return [decode_line(line, name, number) for number, line in enumerate(lines, 1)]
+    return list(iter_lines(path))
 
 
 def decode_line(line: bytes, name: str, number: int) -> str:
@@ -55,7 +40,8 @@ def _lines_of(path: Path) -> Iterator[str]:
             for number, line in enumerate(f, 1):
                 yield decode_line(line.rstrip(b"\n"), str(path), number)
     except (OSError, EOFError) as e:
-        raise AttendError(f"{path}:{number + 1}: cannot read the file ({e})") from None
+        what = "gzip data" if path.suffix == ".gz" else "the file"
+        raise AttendError(f"{path}:{number + 1}: cannot read {what} ({e})") from None
 
 
 def count_lines(path: str | Path) -> int:

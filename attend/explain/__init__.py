@@ -15,6 +15,7 @@ from attend.explain.alignment import alignment
 from attend.explain.trace import Trace, trace
 
 MAP_NAMES = {"cross": "cross_attention", "encoder": "encoder_self_attention", "decoder": "decoder_self_attention"}
+MAP_TITLES = {"cross": "cross-attention", "encoder": "encoder self-attention", "decoder": "decoder self-attention"}
 
 
 @dataclass
@@ -35,10 +36,10 @@ def write_heatmaps(t: Trace, out: Path) -> list[Path]:
                  "decoder": (t.tgt_tokens, t.tgt_tokens)}
     for name, maps in t.maps.items():  # (layers, heads, queries, keys)
         rows, cols = rows_cols[name]
-        title = f"{t.label}: {name.replace('cross', 'cross-attention').replace('coder', 'coder self-attention')}"
+        title = f"{t.label}: {MAP_TITLES[name]}"
         if name == "cross":
             path = out / f"{MAP_NAMES[name]}.png"
-            plt.close(plot_map(maps.mean(axis=(0, 1)), rows, cols, title + " (average of layers and heads)"
+            plt.close(plot_map(t.cross_average, rows, cols, title + " (average of layers and heads)"
                                if maps.shape[0] * maps.shape[1] > 1 else title, path))
             written.append(path)
         if maps.shape[0] * maps.shape[1] > 1:
@@ -74,7 +75,7 @@ def explain(models: list[LoadedModel], text: str, out: Path, animate: bool = Fal
         from attend.explain.heatmap import plot_side_by_side
 
         panels = [(t.family if t.family.startswith(t.label + " ") else f"{t.label}\n{t.family}",
-                   t.cross.mean(axis=(0, 1)) if t.cross is not None else None, t.tgt_tokens, t.src_tokens)
+                   t.cross_average, t.tgt_tokens, t.src_tokens)
                   for t in result.traces]
         result.files.append(plot_side_by_side(panels, out / "compare.png"))
     if html:

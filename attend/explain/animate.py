@@ -56,8 +56,7 @@ class DecodingAnimation:
         self.trace = trace
         self.S, self.T = len(trace.src_tokens), len(trace.tgt_tokens)
         self.width = max(self.S, self.T)
-        cross = trace.cross
-        self.weights = cross.mean(axis=(0, 1)) if cross is not None else None  # (T, S)
+        self.weights = trace.cross_average  # (T, S), None without attention
         self.strips = state_strips(trace.states)
         self.beams = beam_prefixes(trace)
         self.cmap = plt.get_cmap("Blues")

@@ -8,7 +8,6 @@ interface only, so heatmaps, animations and pages work for every family.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +15,6 @@ import torch
 
 from attend.checkpoint import LoadedModel
 from attend.data.vocab import BOS_ID, EOS_ID
-from attend.device import pick_device
 from attend.errors import AttendError
 from attend.inference import Translator
 from attend.models import count_parameters
@@ -45,11 +43,15 @@ class Trace:
     beam_steps: list[BeamStep] = field(default_factory=list)  # empty for greedy search
     beam_size: int = 1
     score: float = 0.0  # log-probability of the output
-    seconds: float = 0.0  # time to search and trace
 
     @property
     def cross(self) -> np.ndarray | None:
         return self.maps.get("cross")
+
+    @property
+    def cross_average(self) -> np.ndarray | None:
+        """Cross-attention averaged over layers and heads, (T, S): the one map of an RNN."""
+        return self.cross.mean(axis=(0, 1)) if self.cross is not None else None
 
     def to_dict(self) -> dict:
         """Plain JSON-ready data, probabilities rounded to keep pages small."""
@@ -68,12 +70,11 @@ class Trace:
 def trace(loaded: LoadedModel, text: str, beam_size: int = 1, alpha: float = 0.0, top_k: int = 5,
           label: str | None = None, device: str | None = None) -> Trace:
     """Decode `text` with `loaded` and record everything the pictures show."""
-    started = time.perf_counter()
     if not text.strip():
         raise AttendError("explain needs a non-empty input text")
     translator = Translator(loaded, device=device)
     ids = translator.encode_inputs([text], "input")[0]
-    model = loaded.model.to(pick_device(device)).eval()
+    model = loaded.model.to(translator.device).eval()
     src = torch.tensor([ids], device=translator.device)  # (1, S)
     src_mask = torch.ones_like(src, dtype=torch.bool)
     max_len = max_output_length(src_mask, cap=translator.limit)
@@ -111,5 +112,4 @@ def trace(loaded: LoadedModel, text: str, beam_size: int = 1, alpha: float = 0.0
         beam_steps=beam_steps,
         beam_size=beam_size,
         score=float(logp.gather(1, torch.tensor(out_ids, device=src.device)[:, None]).sum()),
-        seconds=time.perf_counter() - started,
     )

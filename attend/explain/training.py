@@ -83,7 +83,7 @@ class TrainingPictures:
         t = trace(loaded, self.sentence, label=f"step {step}")
         folder = self.folder / "pictures"
         folder.mkdir(exist_ok=True)
-        fig = plot_map(t.cross.mean(axis=(0, 1)), t.tgt_tokens, t.src_tokens,
+        fig = plot_map(t.cross_average, t.tgt_tokens, t.src_tokens,
                        f"step {step}: {t.source!r} -> {t.output!r}", folder / f"attention-step-{step:06d}.png")
         if self.writer is not None:
             self.writer.add_figure("attention", fig, step)
