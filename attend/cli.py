@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="model folder to create (default: runs/CONFIG_NAME)")
     p.add_argument("--resume", metavar="DIR", help="continue training this model folder from its last checkpoint")
     p.add_argument("--data-dir", metavar="DIR", help="folder of the corpus files the config names (sets data.data_dir)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="change one config value, e.g. --set model.dropout=0.3 (may be repeated)")
     p.add_argument("--max-steps", type=int, help="with --resume: raise the step budget")
     p.add_argument("--max-minutes", type=float, help="with --resume: a new time budget for this run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -168,16 +170,17 @@ def cmd_train(args) -> int:
     from attend import train
 
     if args.resume:
-        if args.config or args.data_dir:
-            raise AttendError("--resume DIR continues a run as it was configured; leave out CONFIG and --data-dir")
+        if args.config or args.data_dir or args.set:
+            raise AttendError("--resume DIR continues a run as it was configured; leave out CONFIG, --data-dir "
+                              "and --set")
         summary = train.resume(args.resume, not args.quiet, args.max_steps, args.max_minutes)
         folder = args.resume
     else:
         if not args.config:
             raise AttendError("attend train needs a CONFIG.yaml (or --resume DIR); see configs/ for examples")
-        from attend.config import load_config
+        from attend.config import load_config, with_overrides
 
-        config = load_config(args.config)
+        config = with_overrides(load_config(args.config), args.set)
         if args.data_dir:
             config.data.data_dir = str(Path(args.data_dir).resolve())
         folder = args.out or str(Path("runs") / Path(args.config).stem)

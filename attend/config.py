@@ -191,6 +191,27 @@ def load_config(path: str | Path) -> Config:
     return config_from_dict(raw, str(path))
 
 
+def with_overrides(config: Config, overrides: list[str], where: str = "--set") -> Config:
+    """A copy of `config` with each "section.key=value" applied (value read as YAML), validated again.
+
+    For sweeps and one-off changes without editing the file: `--set model.dropout=0.3`.
+    """
+    raw = config.to_dict()
+    for item in overrides:
+        dotted, sep, text = item.partition("=")
+        parts = dotted.strip().split(".")
+        if not sep or len(parts) != 2 or not all(parts):
+            raise AttendError(f"{where}: expected SECTION.KEY=VALUE (e.g. model.dropout=0.3), got {item!r}")
+        section, key = parts
+        if section not in raw:
+            raise AttendError(f"{where}: unknown section '{section}' in {item!r}; valid: {', '.join(raw)}")
+        try:
+            raw[section][key] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise AttendError(f"{where}: value of {dotted} is not valid YAML: {text!r}") from None
+    return config_from_dict(raw, where)
+
+
 def config_to_yaml(config: Config) -> str:
     """The YAML text of a config, as saved in a model folder."""
     return yaml.safe_dump(config.to_dict(), sort_keys=False)

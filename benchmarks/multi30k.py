@@ -37,7 +37,7 @@ def run_family(family: str, args) -> dict:
 
     from attend.average import average_checkpoints
     from attend.checkpoint import load_model
-    from attend.config import load_config
+    from attend.config import load_config, with_overrides
     from attend.data.corpus import read_lines
     from attend.evaluate import bleu_chrf
     from attend.inference import SearchOptions, Translator
@@ -47,10 +47,12 @@ def run_family(family: str, args) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    folder = args.out / family
+    label = args.name or family
+    folder = args.out / label
     config = load_config(ROOT / "configs" / f"multi30k-{args.pair}-{family}.yaml")
     config.data.data_dir = str(Path(args.data).resolve())
     config.train.max_minutes, config.train.threads = args.minutes, args.threads
+    config = with_overrides(config, args.set)
     started = time.time()
     summary = train(config, folder, progress=not args.quiet)
     train_seconds = time.time() - started
@@ -58,7 +60,7 @@ def run_family(family: str, args) -> dict:
     rates = [r["tokens_per_s"] for r in records if "tokens_per_s" in r]
 
     best = load_model(folder)
-    averaged = load_model(average_checkpoints(folder, args.out / f"{family}-averaged", last=5)[0])
+    averaged = load_model(average_checkpoints(folder, args.out / f"{label}-averaged", last=5)[0])
     src, tgt = args.pair.split("-")
     data = Path(args.data)
     valid_src, valid_refs = read_lines(data / f"val.{src}.gz"), [[r] for r in read_lines(data / f"val.{tgt}.gz")]
@@ -70,7 +72,7 @@ def run_family(family: str, args) -> dict:
 
     chosen, name = max(((best, "best"), (averaged, "averaged")), key=lambda m: valid_bleu(m[0]))
     alpha, _ = best_alpha(tune_alpha(chosen, valid_src, valid_refs, args.beam, [0.0, 0.6, 1.0], 64), "bleu")
-    row = {"system": f"attend {family}", "family": family, "parameters": count_parameters(chosen.model),
+    row = {"system": f"attend {label}", "family": family, "settings": args.set, "parameters": count_parameters(chosen.model),
            "checkpoint": name, "alpha": alpha, "minutes": train_seconds / 60, "steps": summary["step"],
            "train_tokens_per_s": sum(rates) / max(len(rates), 1), "device": device_name()}
     for label, beam in (("greedy", 1), ("beam", args.beam)):
@@ -119,22 +121,27 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-multi30k")
     parser.add_argument("--joey-json", type=Path, help="result file of benchmarks/peers/joeynmt.py")
     parser.add_argument("--one", choices=FAMILIES, help=argparse.SUPPRESS)  # internal: run one family here
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="change a config value of every family run, e.g. model.dropout=0.3")
+    parser.add_argument("--name", help="with one family: its folder and row name (default: the family)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
+    if args.name and len(args.families) != 1:
+        parser.error("--name needs exactly one --families entry")
     if not Path(args.data).is_dir():
         parser.error(f"--data {args.data}: not a folder")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.one:
         row = run_family(args.one, args)
-        (args.out / args.one / "benchmark.json").write_text(json.dumps(row, indent=1))
+        (args.out / (args.name or args.one) / "benchmark.json").write_text(json.dumps(row, indent=1))
         return
     rows = []
     for family in args.families:
-        result = args.out / family / "benchmark.json"
+        result = args.out / (args.name or family) / "benchmark.json"
         if not result.exists():
             command = [sys.executable, __file__, "--one", family, *sys.argv[1:]]
             if subprocess.run(command).returncode != 0:
-                sys.exit(f"benchmark of {family} failed; its log is {args.out / family / 'train.log'}")
+                sys.exit(f"benchmark of {family} failed; its log is {args.out / (args.name or family) / 'train.log'}")
         rows.append(json.loads(result.read_text()))
     if args.joey_json and args.joey_json.exists():
         rows.append(json.loads(args.joey_json.read_text()))

@@ -46,7 +46,7 @@ from attend.config import load_config  # noqa: E402
 from attend.data.batching import bucket_batches, collate  # noqa: E402
 from attend.data.corpus import read_lines  # noqa: E402
 from attend.data.vocab import BOS_ID, PAD_ID  # noqa: E402
-from attend.device import autocast, cpu_has_bf16, matmul_gflops  # noqa: E402
+from attend.device import autocast, cpu_has_bf16, matmul_gflops, pick_device  # noqa: E402
 from attend.evaluate import bleu_chrf  # noqa: E402
 from attend.inference import SearchOptions, Translator  # noqa: E402
 from attend.train import make_optimizer, prepare  # noqa: E402
@@ -66,41 +66,77 @@ def forward_flops(cfg, vocab: int, src_len: int, tgt_len: int) -> float:
     return 2.0 * (encoder + decoder + tgt_len * d * vocab)
 
 
-def train_speed(model, data, batch_tokens: int, precision: str, steps: int) -> dict:
-    """tokens/s, padding share and achieved FLOP/s over `steps` training steps (after 2 warm-up steps)."""
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU's queued work, so that wall-clock timings include it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def gpu_matmul_gflops(dtype: torch.dtype, size: int = 8192, repeats: int = 10) -> float:
+    """Measured GFLOP/s of a size^3 matmul on the GPU in `dtype`: the peak that MFU is a share of."""
+    a = torch.randn(size, size, dtype=dtype, device="cuda")
+    b = torch.randn(size, size, dtype=dtype, device="cuda")
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    torch.cuda.synchronize()
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def train_speed(model, data, batch_tokens: int, precision: str, steps: int, device: torch.device) -> dict:
+    """tokens/s, padding share and achieved FLOP/s over `steps` training steps, after warming up.
+
+    On a GPU the warm-up is one untimed pass over the same batches, because
+    kernels are chosen (and some built) per tensor shape the first time it is
+    seen; a long run sees each bucketed shape many times, so steady state is
+    what a user gets. On the CPU two warm-up steps suffice.
+    """
     cfg = model.cfg
+    model.to(device)
     optimizer = make_optimizer(model, load_config(ROOT / "configs" / "multi30k-en-de-transformer.yaml").train)
     batches = bucket_batches(data.examples, batch_tokens, __import__("random").Random(0))[: steps + 2]
     if len(batches) < 3:
         raise SystemExit(f"the corpus makes only {len(batches)} batches of {batch_tokens} tokens; use more data")
-    device = torch.device("cpu")
-    tokens = padded = flops = 0.0
-    for i, indices in enumerate(batches):
-        if i == 2:
-            started = time.perf_counter()
-        batch = collate(data.examples, indices)
+    warmup, timed = (batches, batches) if device.type == "cuda" else (batches[:2], batches[2:])
+
+    def step(batch):
         with autocast(precision, device):
-            logits = model(batch.src, batch.src_mask, batch.tgt_in)
+            logits = model(batch.src, batch.src_mask, batch.tgt_in)  # (batch, tgt_len, vocab)
         loss = F.cross_entropy(logits.float().flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD_ID,
                                label_smoothing=0.1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        if i >= 2:
-            real = int(batch.src_mask.sum()) + batch.n_tgt_tokens
-            tokens += real
-            padded += batch.src.numel() + batch.tgt_out.numel()
-            # useful work only: each sentence at its real lengths, padding not counted
-            flops += sum(3 * forward_flops(cfg, logits.size(-1), len(data.examples[j][0]), len(data.examples[j][1]) + 1)
-                         for j in indices)
+
+    for indices in warmup:
+        step(collate(data.examples, indices).to(device))
+    tokens = padded = 0.0
+    synchronize(device)
+    started = time.perf_counter()
+    for indices in timed:
+        batch = collate(data.examples, indices)  # counted on the CPU, so the GPU is never waited for
+        tokens += int(batch.src_mask.sum()) + batch.n_tgt_tokens
+        padded += batch.src.numel() + batch.tgt_out.numel()
+        step(batch.to(device))
+    synchronize(device)
     seconds = time.perf_counter() - started
-    return {"tokens_per_s": tokens / seconds, "padding": 1 - tokens / padded, "gflops": flops / seconds / 1e9,
-            "steps": len(batches) - 2}
+    # useful work only: each sentence at its real lengths, padding not counted
+    flops = sum(3 * forward_flops(cfg, model.out.out_features, len(data.examples[j][0]), len(data.examples[j][1]) + 1)
+                for indices in timed for j in indices)
+    row = {"tokens_per_s": tokens / seconds, "padding": 1 - tokens / padded, "gflops": flops / seconds / 1e9,
+           "steps": len(timed)}
+    if device.type == "cuda":
+        row["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return row
 
 
 def decode_speed(translator, lines: list[str], refs: list[str] | None = None) -> dict:
     """Sentences/s and output tokens/s; with `refs`, also the BLEU of the outputs (fast paths must not lose it)."""
+    translator.translate(lines[:2])  # warm-up: first-call allocations and kernel choices are not decoding speed
     started = time.perf_counter()
     outputs = translator.translate(lines)
     seconds = time.perf_counter() - started
@@ -112,24 +148,28 @@ def decode_speed(translator, lines: list[str], refs: list[str] | None = None) ->
 
 
 @torch.no_grad()
-def per_token_cost(model, lengths=(10, 50, 100, 200)) -> list[dict]:
+def per_token_cost(model, device: torch.device, lengths=(10, 50, 100, 200)) -> list[dict]:
     """ms per output token for outputs of each length: cached steps vs recomputing the whole prefix."""
-    src = torch.randint(4, 100, (1, 20))
+    model.to(device)
+    src = torch.randint(4, 100, (1, 20), device=device)
     src_mask = src != PAD_ID
     rows = []
     for length in lengths:
         memory = model.encode(src, src_mask)
-        state, prev = model.init_state(memory), torch.full((1,), BOS_ID)
+        state, prev = model.init_state(memory), torch.full((1,), BOS_ID, device=device)
+        synchronize(device)
         started = time.perf_counter()
         for _ in range(length):
             logits, state, _ = model.step(prev, state, memory)
             prev = logits.argmax(-1)
+        synchronize(device)
         cached = (time.perf_counter() - started) / length
-        prefix = torch.full((1, 1), BOS_ID)
+        prefix = torch.full((1, 1), BOS_ID, device=device)
         started = time.perf_counter()
         for _ in range(length):
             logits, _ = model.decode(prefix, memory)
             prefix = torch.cat([prefix, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+        synchronize(device)
         rows.append({"length": length, "cached_ms": 1000 * cached,
                      "recomputed_ms": 1000 * (time.perf_counter() - started) / length})
     return rows
@@ -140,21 +180,42 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="the Multi30k folder")
     parser.add_argument("--model", help="a trained Multi30k en-de Transformer folder, for the decoding rows")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to measure (default: cpu)")
     parser.add_argument("--steps", type=int, default=8, help="timed training steps per row")
+    parser.add_argument("--decode-only", action="store_true", help="skip the training rows (needs --model)")
     parser.add_argument("--batch1-sentences", type=int, default=100)
     parser.add_argument("--joey-json", type=Path, help="result file of benchmarks/peers/joeynmt.py")
     parser.add_argument("--json", type=Path, help="also write every number here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    result = {"machine": f"{platform.processor() or platform.machine()}, {args.threads} threads, "
-                         f"{torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}",
-              "bf16_instructions": cpu_has_bf16()}
-    result["peak_fp32"] = matmul_gflops(torch.float32, 1024, 5)
-    result["peak_bf16"] = matmul_gflops(torch.bfloat16, 512, 1)
+    device = pick_device(args.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: PyTorch sees no GPU here")
+        result = {"machine": f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}",
+                  "bf16_instructions": torch.cuda.is_bf16_supported(),
+                  "peak_fp32": gpu_matmul_gflops(torch.float32), "peak_bf16": gpu_matmul_gflops(torch.bfloat16)}
+    else:
+        result = {"machine": f"{platform.processor() or platform.machine()}, {args.threads} threads, "
+                             f"{torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}",
+                  "bf16_instructions": cpu_has_bf16()}
+        result["peak_fp32"] = matmul_gflops(torch.float32, 1024, 5)
+        result["peak_bf16"] = matmul_gflops(torch.bfloat16, 512, 1)
     print(f"machine: {result['machine']}; matmul peak fp32 {result['peak_fp32']:.1f} GFLOP/s, bf16 "
           f"{result['peak_bf16']:.1f} GFLOP/s (bf16 instructions: {result['bf16_instructions']})", flush=True)
 
+    if not args.decode_only:
+        training_rows(args, result, device)
+    if args.model:
+        decode_rows(args, result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    print_tables(result, args)
+
+
+def training_rows(args, result: dict, device: torch.device) -> None:
+    """Training tokens/s, FLOP/s and MFU per precision, and tokens/s as the batch grows."""
     config = load_config(ROOT / "configs" / "multi30k-en-de-transformer.yaml")
     config.data.data_dir = str(Path(args.data).resolve())
     data = prepare(config)
@@ -163,43 +224,31 @@ def main() -> None:
     precisions = ["fp32", "bf16"] if result["bf16_instructions"] else ["fp32"]
     for precision in precisions:
         model = build_model(config.model, *vocab).train()
-        row = train_speed(model, data, config.train.batch_tokens, precision, args.steps)
+        row = train_speed(model, data, config.train.batch_tokens, precision, args.steps, device)
         row["mfu"] = row["gflops"] / result[f"peak_{precision}"]
         row["peak_rss_mb"] = peak_rss_mb()
         result["training"][precision] = row
         print(f"training {precision}: {row['tokens_per_s']:,.0f} tokens/s, {row['gflops']:.1f} GFLOP/s, "
-              f"MFU {row['mfu']:.0%}, padding {row['padding']:.1%}", flush=True)
+              f"MFU {row['mfu']:.0%}, padding {row['padding']:.1%}"
+              + (f", peak GPU memory {row['peak_gpu_mb']:,.0f} MB" if "peak_gpu_mb" in row else ""), flush=True)
     result["batch_growth"] = []
-    for batch_tokens in (1024, 2048, 4096, 8192):
+    growth_precision = result["growth_precision"] = "bf16" if device.type == "cuda" else "fp32"
+    sizes = (1024, 2048, 4096, 8192) + ((16384, 32768) if device.type == "cuda" else ())
+    for batch_tokens in sizes:
         model = build_model(config.model, *vocab).train()
-        row = train_speed(model, data, batch_tokens, "fp32", max(3, args.steps // 2))
+        row = train_speed(model, data, batch_tokens, growth_precision, max(3, args.steps // 2), device)
         result["batch_growth"].append({"batch_tokens": batch_tokens, **row})
         print(f"batch {batch_tokens}: {row['tokens_per_s']:,.0f} tokens/s", flush=True)
-
-    if args.model:
-        decode_rows(args, result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
-    print_tables(result, args)
 
 
 def decode_rows(args, result: dict) -> None:
     loaded = load_model(args.model)
     lines = read_lines(Path(args.data) / "test_2016_flickr.en.gz")
     refs = read_lines(Path(args.data) / "test_2016_flickr.de.gz")
-    engines = {"attend fp32": lambda o, b: Translator(loaded, o, b),
-               "attend int8": lambda o, b: Translator(loaded, o, b, int8=True)}
-    try:
-        from attend.export import CTranslate2Translator, export_ctranslate2
-
-        folders = {}
-        for quantization in (None, "int8"):
-            folder = Path(tempfile.mkdtemp()) / "ct2"
-            folders[quantization] = export_ctranslate2(loaded, folder, quantization)
-        engines["CTranslate2 fp32"] = lambda o, b: CTranslate2Translator(folders[None], o, b)
-        engines["CTranslate2 int8"] = lambda o, b: CTranslate2Translator(folders["int8"], o, b, compute_type="int8")
-    except ImportError as e:
-        print(f"CTranslate2 rows skipped: {e}")
+    engines = {"attend fp32": lambda o, b: Translator(loaded, o, b, device=args.device)}
+    if args.device == "cpu":  # dynamic int8 and the CTranslate2 rows are CPU inference paths
+        engines["attend int8"] = lambda o, b: Translator(loaded, o, b, int8=True)
+        add_ctranslate2(loaded, engines)
     result["decoding"] = {}
     for name, make in engines.items():
         row = {}
@@ -215,7 +264,23 @@ def decode_rows(args, result: dict) -> None:
     # cost per token does not depend on the weights: the same architecture with room for 200-token outputs
     config = loaded.config.model
     config.max_positions = 256
-    result["per_token"] = per_token_cost(build_model(config, len(loaded.src_vocab), len(loaded.tgt_vocab)).eval())
+    model = build_model(config, len(loaded.src_vocab), len(loaded.tgt_vocab)).eval()
+    result["per_token"] = per_token_cost(model, torch.device(args.device))
+
+
+def add_ctranslate2(loaded, engines: dict) -> None:
+    """CTranslate2 fp32 and int8 engines of the same model, exported here, when the package is installed."""
+    try:
+        from attend.export import CTranslate2Translator, export_ctranslate2
+
+        folders = {}
+        for quantization in (None, "int8"):
+            folder = Path(tempfile.mkdtemp()) / "ct2"
+            folders[quantization] = export_ctranslate2(loaded, folder, quantization)
+        engines["CTranslate2 fp32"] = lambda o, b: CTranslate2Translator(folders[None], o, b)
+        engines["CTranslate2 int8"] = lambda o, b: CTranslate2Translator(folders["int8"], o, b, compute_type="int8")
+    except ImportError as e:
+        print(f"CTranslate2 rows skipped: {e}")
 
 
 def print_tables(result: dict, args) -> None:
@@ -223,7 +288,7 @@ def print_tables(result: dict, args) -> None:
     print("| system | training tokens/s (src+tgt) | GFLOP/s | MFU | greedy sent/s (b1 / b64) | beam 5 sent/s "
           "(b1 / b64) | greedy tokens/s b64 | BLEU greedy / beam 5 | peak RSS |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    train = result["training"]
+    train = result.get("training", {})
     decoding = result.get("decoding", {})
     for name in ("attend fp32", "attend bf16", "attend int8", "CTranslate2 fp32", "CTranslate2 int8"):
         t = train.get(name.split()[-1]) if name.startswith("attend") and name != "attend int8" else None
@@ -250,8 +315,9 @@ def print_tables(result: dict, args) -> None:
               f"{joey['sentences_per_s_greedy']:.1f} | - / {joey['sentences_per_s_beam5']:.1f} | - | "
               f"{joey['bleu_greedy']:.2f} / {joey['bleu_beam5']:.2f} (first {joey['test_sentences']}) | "
               f"{joey['peak_rss_mib']:,.0f} MB |")
-    print("\ntraining tokens/s as the batch grows (fp32)\n\n| batch tokens | tokens/s | padding |\n|---:|---:|---:|")
-    for r in result["batch_growth"]:
+    print(f"\ntraining tokens/s as the batch grows ({result.get('growth_precision', 'fp32')})\n\n"
+          "| batch tokens | tokens/s | padding |\n|---:|---:|---:|")
+    for r in result.get("batch_growth", []):
         print(f"| {r['batch_tokens']} | {r['tokens_per_s']:,.0f} | {r['padding']:.1%} |")
     if "per_token" in result:
         print("\ndecoding cost per output token, batch 1 (ms)\n\n| output length | key/value cache | "

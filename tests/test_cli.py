@@ -93,12 +93,21 @@ def test_train_with_bad_config_key(tmp_path, capsys):
     assert not (tmp_path / "m").exists()
 
 
+def test_train_set_overrides_the_config_and_a_bad_one_is_named(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("data: {recipe: reverse}\n")
+    code, _, err = run(capsys, "train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "m"),
+                       "--set", "model.dropuot=0.3")
+    assert code == 1 and err.count("\n") == 1 and "did you mean 'model.dropout'" in err
+    assert not (tmp_path / "m").exists()
+
+
 def test_train_and_resume_from_the_command_line(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text(
         "data: {recipe: copy, synthetic_size: 200}\n"
         "model: {family: rnn-attention, hidden_size: 32, embed_dim: 16, encoder_layers: 1, decoder_layers: 1}\n"
-        "train: {max_steps: 6, eval_every: 3, batch_tokens: 400}\n")
-    code, out, _ = run(capsys, "train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "m"), "--quiet")
+        "train: {max_steps: 12, eval_every: 3, batch_tokens: 400}\n")
+    code, out, _ = run(capsys, "train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "m"), "--quiet",
+                       "--set", "train.max_steps=6")
     assert code == 0 and "stopped at step 6" in out
     code, out, _ = run(capsys, "train", "--resume", str(tmp_path / "m"), "--max-steps", "9", "--quiet")
     assert code == 0 and "stopped at step 9" in out

@@ -1,6 +1,6 @@
 import pytest
 
-from attend.config import config_from_dict, load_config
+from attend.config import config_from_dict, load_config, with_overrides
 from attend.errors import AttendError
 
 
@@ -49,3 +49,23 @@ def test_missing_data_source():
 def test_missing_file(tmp_path):
     with pytest.raises(AttendError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_overrides_change_values_and_keep_the_rest(tmp_path):
+    cfg = load_config(write(tmp_path, "data: {recipe: reverse}\nmodel: {family: transformer, dropout: 0.1}\n"))
+    changed = with_overrides(cfg, ["model.dropout=0.3", "train.betas=[0.9, 0.99]", "model.norm=post"])
+    assert (changed.model.dropout, changed.train.betas, changed.model.norm) == (0.3, (0.9, 0.99), "post")
+    assert changed.model.family == "transformer" and cfg.model.dropout == 0.1  # the original is untouched
+
+
+@pytest.mark.parametrize("item, message", [
+    ("model.dropuot=0.3", "unknown key 'model.dropuot'; did you mean 'model.dropout'"),
+    ("modl.dropout=0.3", "unknown section 'modl'"),
+    ("model.dropout", "expected SECTION.KEY=VALUE"),
+    ("model.dropout=2", "dropout"),
+    ("model.heads=four", "'model.heads' must be int"),
+])
+def test_bad_override_is_named(tmp_path, item, message):
+    cfg = load_config(write(tmp_path, "data: {recipe: reverse}\n"))
+    with pytest.raises(AttendError, match=message):
+        with_overrides(cfg, [item])

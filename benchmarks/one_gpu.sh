@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Every benchmark row that wants a GPU, run side by side on one GPU in one sitting.
+#
+#   benchmarks/one_gpu.sh MULTI30K_DIR CMUDICT_TRAIN OUT MINUTES [speed|train]
+#
+# "speed" measures benchmarks/speed.py's training rows on the GPU alone (no other job
+# running), "train" (the default) trains the Multi30k and G2P rows together, one process
+# each and one CPU thread each, for MINUTES each, scores them (benchmark.json in each
+# folder under OUT), then measures decoding speed on the trained Multi30k Transformer
+# with the GPU to itself. The jobs share the GPU, so each row's steps are what it got
+# while sharing; the speed rows are taken alone. Extra rows come from EXTRA_JOBS, lines
+# of "m30k|g2p NAME FAMILY [--set SECTION.KEY=VALUE ...]"; ONLY_EXTRA=1 runs those alone. With USE_MPS=1 the jobs run
+# under NVIDIA's multi-process service, so their kernels overlap instead of taking turns.
+set -u -o pipefail
+data=$1 lexicon=$2 out=$3 minutes=$4 what=${5:-train}
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+
+if [ "$what" = speed ]; then
+    python3 "$here/speed.py" --data "$data" --device cuda --threads 1 --json "$out/speed-train.json"
+    exit $?
+fi
+
+if [ "${USE_MPS:-0}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
+    nvidia-cuda-mps-control -d && echo "MPS daemon started"
+fi
+
+jobs_file=$(mktemp)
+[ "${ONLY_EXTRA:-0}" = 1 ] || cat > "$jobs_file" <<EOF
+m30k transformer transformer --set train.eval_every=250
+m30k rnn-attention rnn-attention --set train.eval_every=250
+m30k rnn rnn --set train.eval_every=250
+g2p transformer transformer --set train.eval_every=500
+g2p rnn-attention rnn-attention --set train.eval_every=500
+g2p rnn rnn --set train.eval_every=500
+EOF
+printf '%s\n' "${EXTRA_JOBS:-}" >> "$jobs_file"
+
+pids=()
+while read -r kind name family sets; do
+    [ -z "$kind" ] && continue
+    overrides=()
+    for s in $sets; do [ "$s" != --set ] && overrides+=(--set "$s"); done
+    if [ "$kind" = m30k ]; then
+        python3 "$here/multi30k.py" --data "$data" --families "$family" --name "$name" --minutes "$minutes" \
+            --threads 1 --quiet --out "$out/m30k" "${overrides[@]}" > "$out/m30k-$name.log" 2>&1 &
+    else
+        python3 "$here/g2p.py" --train-lexicon "$lexicon" --families "$family" --name "$name" --minutes "$minutes" \
+            --threads 1 --quiet --out "$out/g2p" "${overrides[@]}" > "$out/g2p-$name.log" 2>&1 &
+    fi
+    pids+=($!)
+    echo "started $kind $name ($family ${overrides[*]:-})"
+done < "$jobs_file"
+
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
+echo "training jobs done, $failed failed"
+if [ "${USE_MPS:-0}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
+    echo quit | nvidia-cuda-mps-control
+fi
+
+if [ -f "$out/m30k/transformer/model.safetensors" ]; then
+    python3 "$here/speed.py" --data "$data" --device cuda --threads 1 --steps 40 --model "$out/m30k/transformer" \
+        --json "$out/speed-decode.json" > "$out/speed-decode.log" 2>&1 || echo "decode speed failed"
+fi
+exit "$failed"
