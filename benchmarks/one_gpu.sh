@@ -4,13 +4,17 @@
 #   benchmarks/one_gpu.sh MULTI30K_DIR CMUDICT_TRAIN OUT MINUTES [speed|train]
 #
 # "speed" measures benchmarks/speed.py's training rows on the GPU alone (no other job
-# running), "train" (the default) trains the Multi30k and G2P rows together, one process
-# each and one CPU thread each, for MINUTES each, scores them (benchmark.json in each
-# folder under OUT), then measures decoding speed on the trained Multi30k Transformer
-# with the GPU to itself. The jobs share the GPU, so each row's steps are what it got
-# while sharing; the speed rows are taken alone. Extra rows come from EXTRA_JOBS, lines
-# of "m30k|g2p NAME FAMILY [--set SECTION.KEY=VALUE ...]"; ONLY_EXTRA=1 runs those alone. With USE_MPS=1 the jobs run
-# under NVIDIA's multi-process service, so their kernels overlap instead of taking turns.
+# running). "train" (the default) trains the rows below side by side, one process and one
+# CPU thread each, for MINUTES each, scores them (benchmark.json in each folder under OUT),
+# then measures speed.py's rows, decoding included, on the trained Multi30k Transformer with
+# the GPU to itself. The rows: every Multi30k and G2P family from its shipped config; the
+# Multi30k Transformer with dropout 0.3 (configs/multi30k-en-de-transformer-gpu.yaml); two
+# stand-ins for the 2-hour CPU budget, trained for the steps 2 CPU cores reach in 2 hours
+# (3.75 s a step for d_model 256, 1.8 s for d_model 128 with 4+4 layers); and a larger G2P
+# Transformer. The jobs share the GPU, so each row's steps are what it got while sharing.
+# EXTRA_JOBS adds rows, lines of "m30k|g2p NAME FAMILY [--set SECTION.KEY=VALUE ...]", and
+# ONLY_EXTRA=1 runs those alone. With USE_MPS=1 the jobs run under NVIDIA's multi-process
+# service, so their kernels overlap instead of taking turns.
 set -u -o pipefail
 data=$1 lexicon=$2 out=$3 minutes=$4 what=${5:-train}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,6 +38,10 @@ m30k rnn rnn --set train.eval_every=250
 g2p transformer transformer --set train.eval_every=500
 g2p rnn-attention rnn-attention --set train.eval_every=500
 g2p rnn rnn --set train.eval_every=500
+m30k transformer-drop3 transformer --set model.dropout=0.3 --set train.eval_every=250
+m30k cpu2h-d256 transformer --set train.max_minutes=0 --set train.max_steps=1850 --set train.eval_every=370
+m30k cpu2h-d128x4 transformer --set model.hidden_size=128 --set model.ff_size=512 --set model.encoder_layers=4 --set model.decoder_layers=4 --set train.max_minutes=0 --set train.max_steps=3900 --set train.eval_every=780
+g2p transformer-d256 transformer --set model.hidden_size=256 --set model.ff_size=1024 --set model.dropout=0.2 --set train.eval_every=500
 EOF
 printf '%s\n' "${EXTRA_JOBS:-}" >> "$jobs_file"
 

@@ -16,6 +16,12 @@ the size of the Joey NMT race) this measures, on this machine and in one run:
   tokens (with attend's key/value cache, and recomputing the prefix at every
   step as a cache-less decoder does), and training tokens/s as the batch grows.
 
+With --device cuda the same rows are measured on the GPU: the peak is an
+8192^3 matmul in fp32 and bf16, training runs in fp32 and under bf16 autocast,
+timed after one untimed pass over the same batches (kernels are picked per
+shape), and decoding covers attend fp32 only (int8 and CTranslate2 are the
+CPU's rows).
+
 Joey NMT's numbers come from benchmarks/peers/joeynmt.py (--joey-json), run on
 the same machine. Decoding needs a trained model folder (--model), e.g. the
 one benchmarks/multi30k.py writes; training uses the data folder (--data).
