@@ -9,6 +9,7 @@ closest valid key, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import re
 import difflib
 import typing
 from dataclasses import dataclass, field
@@ -206,10 +207,16 @@ def with_overrides(config: Config, overrides: list[str], where: str = "--set") -
         if section not in raw:
             raise AttendError(f"{where}: unknown section '{section}' in {item!r}; valid: {', '.join(raw)}")
         try:
-            raw[section][key] = yaml.safe_load(text)
+            value = yaml.safe_load(text)
         except yaml.YAMLError:
             raise AttendError(f"{where}: value of {dotted} is not valid YAML: {text!r}") from None
+        if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 5e-4 (no dot) as a string; a learning rate is meant
+        raw[section][key] = value
     return config_from_dict(raw, where)
+
+
+_SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
 def config_to_yaml(config: Config) -> str:

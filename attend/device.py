@@ -20,17 +20,19 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def pick_device(requested: str | None = None) -> torch.device:
-    """`requested` ("cpu", "cuda", "cuda:1") if given, else CUDA when available, else the CPU.
+    """`requested` ("cpu", "cuda", "cuda:1") if given, else CUDA when available, else the CPU;
+    choosing CUDA also turns cuDNN's attention kernels off for this process.
 
-    On CUDA it also turns off cuDNN's attention kernels, which build an
-    execution plan for every new tensor shape: length-bucketed batches bring new
-    shapes throughout the first epoch. On an H200 (PyTorch 2.11) bf16 training
-    ran at 27k tokens/s on batches of shapes seen for the first time and at 338k
-    on the same batches run again (benchmarks/speed.py), the mark of such
-    per-shape set-up; the flash and memory-efficient kernels have none.
+    cuDNN builds an execution plan for every new tensor shape, and
+    length-bucketed batches bring new shapes throughout the first epoch. On an
+    H200 (PyTorch 2.11) bf16 training ran at 27k tokens/s on batches of shapes
+    seen for the first time and at 338k on the same batches run again
+    (benchmarks/speed.py): consistent with such per-shape set-up, which the
+    flash and memory-efficient kernels do not have. Whether turning cuDNN off
+    removes that cost is still to be measured.
     """
     device = torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda":
+    if device.type == "cuda" and hasattr(torch.backends.cuda, "enable_cudnn_sdp"):  # PyTorch 2.3 and later
         torch.backends.cuda.enable_cudnn_sdp(False)
     return device
 

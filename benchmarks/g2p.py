@@ -50,7 +50,11 @@ def run_family(family: str, args) -> dict:
     folder = args.out / (args.name or family)
     result_file = folder / "benchmark.json"
     if result_file.exists():
-        return json.loads(result_file.read_text())
+        row = json.loads(result_file.read_text())
+        if row.get("settings", []) != args.set:
+            sys.exit(f"{folder}: holds a result with --set {row.get('settings', [])}, not {args.set}; "
+                     "delete it or choose another --name")
+        return row
     config = load_config(ROOT / "configs" / f"g2p-{family}.yaml")
     config.train.max_minutes = args.minutes
     config.train.threads = args.threads

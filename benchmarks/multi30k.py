@@ -72,16 +72,17 @@ def run_family(family: str, args) -> dict:
 
     chosen, name = max(((best, "best"), (averaged, "averaged")), key=lambda m: valid_bleu(m[0]))
     alpha, _ = best_alpha(tune_alpha(chosen, valid_src, valid_refs, args.beam, [0.0, 0.6, 1.0], 64), "bleu")
-    row = {"system": f"attend {label}", "family": family, "settings": args.set, "parameters": count_parameters(chosen.model),
+    row = {"system": f"attend {label}", "family": family, "settings": args.set,
+           "parameters": count_parameters(chosen.model),
            "checkpoint": name, "alpha": alpha, "minutes": train_seconds / 60, "steps": summary["step"],
            "train_tokens_per_s": sum(rates) / max(len(rates), 1), "device": device_name()}
-    for label, beam in (("greedy", 1), ("beam", args.beam)):
+    for search, beam in (("greedy", 1), ("beam", args.beam)):
         translator = Translator(chosen, SearchOptions(beam_size=beam, alpha=alpha if beam > 1 else 0.0), 64)
         started = time.time()
         hyps = translator.best(test_src)
         seconds = time.time() - started
         scores = bleu_chrf(hyps, [[r] for r in test_ref])
-        row[label] = {"bleu": scores["bleu"], "chrf": scores["chrf"], "sentences_per_s": len(test_src) / seconds,
+        row[search] = {"bleu": scores["bleu"], "chrf": scores["chrf"], "sentences_per_s": len(test_src) / seconds,
                       "signature": scores["bleu_signature"]}
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return row
@@ -142,7 +143,11 @@ def main() -> None:
             command = [sys.executable, __file__, "--one", family, *sys.argv[1:]]
             if subprocess.run(command).returncode != 0:
                 sys.exit(f"benchmark of {family} failed; its log is {args.out / (args.name or family) / 'train.log'}")
-        rows.append(json.loads(result.read_text()))
+        row = json.loads(result.read_text())
+        if row.get("settings", []) != args.set:
+            sys.exit(f"{result.parent}: holds a result with --set {row.get('settings', [])}, not {args.set}; "
+                     "delete it or choose another --name")
+        rows.append(row)
     if args.joey_json and args.joey_json.exists():
         rows.append(json.loads(args.joey_json.read_text()))
     print_table(rows, args)

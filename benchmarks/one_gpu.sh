@@ -16,7 +16,15 @@
 # ONLY_EXTRA=1 runs those alone. With USE_MPS=1 the jobs run under NVIDIA's multi-process
 # service, so their kernels overlap instead of taking turns.
 set -u -o pipefail
+if [ $# -lt 4 ]; then
+    echo "usage: one_gpu.sh MULTI30K_DIR CMUDICT_TRAIN OUT MINUTES [speed|train]" >&2
+    exit 2
+fi
 data=$1 lexicon=$2 out=$3 minutes=$4 what=${5:-train}
+case $what in
+    speed|train) ;;
+    *) echo "one_gpu.sh: the fifth argument must be speed or train, got '$what'" >&2; exit 2 ;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -26,11 +34,16 @@ if [ "$what" = speed ]; then
     exit $?
 fi
 
-if [ "${USE_MPS:-0}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
-    nvidia-cuda-mps-control -d && echo "MPS daemon started"
-fi
-
 jobs_file=$(mktemp)
+mps=0
+if [ "${USE_MPS:-0}" = 1 ]; then
+    if command -v nvidia-cuda-mps-control >/dev/null && nvidia-cuda-mps-control -d; then
+        mps=1 && echo "MPS daemon started"
+    else
+        echo "one_gpu.sh: USE_MPS=1 but the MPS daemon did not start; the jobs take turns on the GPU" >&2
+    fi
+fi
+trap 'rm -f "$jobs_file"; [ $mps = 1 ] && echo quit | nvidia-cuda-mps-control' EXIT
 [ "${ONLY_EXTRA:-0}" = 1 ] || cat > "$jobs_file" <<EOF
 m30k transformer transformer --set train.eval_every=250
 m30k rnn-attention rnn-attention --set train.eval_every=250
@@ -46,17 +59,18 @@ EOF
 printf '%s\n' "${EXTRA_JOBS:-}" >> "$jobs_file"
 
 pids=()
-while read -r kind name family sets; do
+while read -r kind name family rest; do
     [ -z "$kind" ] && continue
+    read -ra words <<< "$rest"
     overrides=()
-    for s in $sets; do [ "$s" != --set ] && overrides+=(--set "$s"); done
-    if [ "$kind" = m30k ]; then
-        python3 "$here/multi30k.py" --data "$data" --families "$family" --name "$name" --minutes "$minutes" \
-            --threads 1 --quiet --out "$out/m30k" "${overrides[@]}" > "$out/m30k-$name.log" 2>&1 &
-    else
-        python3 "$here/g2p.py" --train-lexicon "$lexicon" --families "$family" --name "$name" --minutes "$minutes" \
-            --threads 1 --quiet --out "$out/g2p" "${overrides[@]}" > "$out/g2p-$name.log" 2>&1 &
-    fi
+    for w in "${words[@]}"; do [ "$w" != --set ] && overrides+=(--set "$w"); done
+    case $kind in
+        m30k) python3 "$here/multi30k.py" --data "$data" --families "$family" --name "$name" --minutes "$minutes" \
+                  --threads 1 --quiet --out "$out/m30k" "${overrides[@]}" > "$out/m30k-$name.log" 2>&1 & ;;
+        g2p) python3 "$here/g2p.py" --train-lexicon "$lexicon" --families "$family" --name "$name" \
+                 --minutes "$minutes" --threads 1 --quiet --out "$out/g2p" "${overrides[@]}" > "$out/g2p-$name.log" 2>&1 & ;;
+        *) echo "one_gpu.sh: job '$kind $name': the kind must be m30k or g2p" >&2; continue ;;
+    esac
     pids+=($!)
     echo "started $kind $name ($family ${overrides[*]:-})"
 done < "$jobs_file"
@@ -64,8 +78,9 @@ done < "$jobs_file"
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
 echo "training jobs done, $failed failed"
-if [ "${USE_MPS:-0}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
+if [ $mps = 1 ]; then
     echo quit | nvidia-cuda-mps-control
+    mps=0
 fi
 
 if [ -f "$out/m30k/transformer/model.safetensors" ]; then

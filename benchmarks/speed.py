@@ -103,10 +103,13 @@ def train_speed(model, data, batch_tokens: int, precision: str, steps: int, devi
     cfg = model.cfg
     model.to(device)
     optimizer = make_optimizer(model, load_config(ROOT / "configs" / "multi30k-en-de-transformer.yaml").train)
-    batches = bucket_batches(data.examples, batch_tokens, __import__("random").Random(0))[: steps + 2]
-    if len(batches) < 3:
+    cuda = device.type == "cuda"
+    batches = bucket_batches(data.examples, batch_tokens, __import__("random").Random(0))[: steps + (0 if cuda else 2)]
+    if len(batches) < (1 if cuda else 3):
         raise SystemExit(f"the corpus makes only {len(batches)} batches of {batch_tokens} tokens; use more data")
-    warmup, timed = (batches, batches) if device.type == "cuda" else (batches[:2], batches[2:])
+    warmup, timed = (batches, batches) if cuda else (batches[:2], batches[2:])
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
 
     def step(batch):
         with autocast(precision, device):
@@ -193,6 +196,8 @@ def main() -> None:
     parser.add_argument("--joey-json", type=Path, help="result file of benchmarks/peers/joeynmt.py")
     parser.add_argument("--json", type=Path, help="also write every number here")
     args = parser.parse_args()
+    if args.decode_only and not args.model:
+        parser.error("--decode-only needs --model")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = pick_device(args.device)
@@ -300,7 +305,7 @@ def print_tables(result: dict, args) -> None:
         t = train.get(name.split()[-1]) if name.startswith("attend") and name != "attend int8" else None
         d = decoding.get(name)
         if t is None and d is None:
-            if name == "attend bf16":
+            if name == "attend bf16" and train:
                 print(f"| attend bf16 | not run: no bf16 instructions (bf16 matmul {result['peak_bf16']:.1f} GFLOP/s) "
                       "| | | | | | | |")
             continue

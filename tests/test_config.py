@@ -53,8 +53,9 @@ def test_missing_file(tmp_path):
 
 def test_overrides_change_values_and_keep_the_rest(tmp_path):
     cfg = load_config(write(tmp_path, "data: {recipe: reverse}\nmodel: {family: transformer, dropout: 0.1}\n"))
-    changed = with_overrides(cfg, ["model.dropout=0.3", "train.betas=[0.9, 0.99]", "model.norm=post"])
+    changed = with_overrides(cfg, ["model.dropout=0.3", "train.betas=[0.9, 0.99]", "model.norm=post", "train.lr=5e-4"])
     assert (changed.model.dropout, changed.train.betas, changed.model.norm) == (0.3, (0.9, 0.99), "post")
+    assert changed.train.lr == 5e-4  # YAML alone would read this as a string
     assert changed.model.family == "transformer" and cfg.model.dropout == 0.1  # the original is untouched
 
 
