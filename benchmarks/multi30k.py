@@ -11,6 +11,7 @@ measured by benchmarks/peers/joeynmt.py on the same data and budget.
     python benchmarks/multi30k.py --data ../shared/data/multi30k --families transformer --minutes 120 \\
         --joey-json runs/peers/joeynmt.json
 
+Each family's folder keeps its test outputs (test_2016_flickr.greedy.de and .beam.de for en-de).
 Each family runs in its own process so its peak memory is its own. Finished
 families are reused (their benchmark.json), so the table can be reprinted.
 """
@@ -83,7 +84,9 @@ def run_family(family: str, args) -> dict:
         seconds = time.time() - started
         scores = bleu_chrf(hyps, [[r] for r in test_ref])
         row[search] = {"bleu": scores["bleu"], "chrf": scores["chrf"], "sentences_per_s": len(test_src) / seconds,
-                      "signature": scores["bleu_signature"]}
+                       "signature": scores["bleu_signature"]}
+        # the outputs themselves, to read, to compare systems, or to test significance with sacreBLEU
+        (folder / f"test_2016_flickr.{search}.{tgt}").write_text("\n".join(hyps) + "\n", encoding="utf-8")
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return row
 
