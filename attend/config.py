@@ -9,8 +9,8 @@ closest valid key, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
-import re
 import difflib
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path

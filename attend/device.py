@@ -53,14 +53,24 @@ def cpu_has_bf16() -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def matmul_gflops(dtype: torch.dtype, size: int = 512, repeats: int = 3) -> float:
-    """Measured GFLOP/s of a size^3 matmul on the CPU in `dtype` (cached per process)."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b  # warm up
+def matmul_gflops(dtype: torch.dtype, size: int = 512, repeats: int = 3, device: str = "cpu") -> float:
+    """Measured GFLOP/s of a size^3 matmul in `dtype` on `device` (cached per process)."""
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
+    for _ in range(3 if device != "cpu" else 1):  # warm up (a GPU picks its kernels on first use)
+        a @ b
+    synchronize(torch.device(device))
     started = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    synchronize(torch.device(device))
     return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU's queued work, so that wall-clock timings include it (nothing to wait for on a CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

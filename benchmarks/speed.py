@@ -52,7 +52,7 @@ from attend.config import load_config  # noqa: E402
 from attend.data.batching import bucket_batches, collate  # noqa: E402
 from attend.data.corpus import read_lines  # noqa: E402
 from attend.data.vocab import BOS_ID, PAD_ID  # noqa: E402
-from attend.device import autocast, cpu_has_bf16, matmul_gflops, pick_device  # noqa: E402
+from attend.device import autocast, cpu_has_bf16, matmul_gflops, pick_device, synchronize  # noqa: E402
 from attend.evaluate import bleu_chrf  # noqa: E402
 from attend.inference import SearchOptions, Translator  # noqa: E402
 from attend.train import make_optimizer, prepare  # noqa: E402
@@ -70,26 +70,6 @@ def forward_flops(cfg, vocab: int, src_len: int, tgt_len: int) -> float:
     decoder = cfg.decoder_layers * (tgt_len * (4 * d * d + 2 * d * d + 2 * d * ff) + src_len * 2 * d * d
                                     + tgt_len * tgt_len * d + 2 * tgt_len * src_len * d)
     return 2.0 * (encoder + decoder + tgt_len * d * vocab)
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the GPU's queued work, so that wall-clock timings include it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def gpu_matmul_gflops(dtype: torch.dtype, size: int = 8192, repeats: int = 10) -> float:
-    """Measured GFLOP/s of a size^3 matmul on the GPU in `dtype`: the peak that MFU is a share of."""
-    a = torch.randn(size, size, dtype=dtype, device="cuda")
-    b = torch.randn(size, size, dtype=dtype, device="cuda")
-    for _ in range(3):
-        a @ b
-    torch.cuda.synchronize()
-    started = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    torch.cuda.synchronize()
-    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
 
 
 def train_speed(model, data, batch_tokens: int, precision: str, steps: int, device: torch.device) -> dict:
@@ -206,7 +186,8 @@ def main() -> None:
             parser.error("--device cuda: PyTorch sees no GPU here")
         result = {"machine": f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}",
                   "bf16_instructions": torch.cuda.is_bf16_supported(),
-                  "peak_fp32": gpu_matmul_gflops(torch.float32), "peak_bf16": gpu_matmul_gflops(torch.bfloat16)}
+                  "peak_fp32": matmul_gflops(torch.float32, 8192, 10, "cuda"),
+                  "peak_bf16": matmul_gflops(torch.bfloat16, 8192, 10, "cuda")}
     else:
         result = {"machine": f"{platform.processor() or platform.machine()}, {args.threads} threads, "
                              f"{torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}",

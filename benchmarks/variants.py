@@ -1,0 +1,44 @@
+"""What the benchmark scripts share: the device a row ran on, and named variants of a family.
+
+`--set SECTION.KEY=VALUE` changes a config value for a run and `--name` gives
+that variant its own folder and row; a folder is reused only for the same
+settings, so a table never mixes a result with the settings of another.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def device_name() -> str:
+    """The GPU's name, or the CPU's thread count and instruction set: the table's device column."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    threads = torch.get_num_threads()
+    return f"CPU {threads} thread{'s' * (threads > 1)} ({torch.backends.cpu.get_cpu_capability()})"
+
+
+def add_variant_args(parser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="change a config value of every family run, e.g. model.dropout=0.3")
+    parser.add_argument("--name", help="with one family: its folder and row name (default: the family)")
+
+
+def check_variant_args(parser, args) -> None:
+    if args.name and len(args.families) != 1:
+        parser.error("--name needs exactly one --families entry")
+
+
+def reused_result(result_file: Path, settings: list[str]) -> dict | None:
+    """A finished row kept in `result_file`, if any; it must have been run with these --set settings."""
+    if not result_file.exists():
+        return None
+    row = json.loads(result_file.read_text())
+    if row.get("settings", []) != settings:
+        sys.exit(f"{result_file.parent}: holds a result with --set {row.get('settings', [])}, not {settings}; "
+                 "delete it or choose another --name")
+    return row
