@@ -22,12 +22,16 @@ timed after one untimed pass over the same batches (kernels are picked per
 shape), and decoding covers attend fp32 only (int8 and CTranslate2 are the
 CPU's rows).
 
-Joey NMT's numbers come from benchmarks/peers/joeynmt.py (--joey-json), run on
-the same machine. Decoding needs a trained model folder (--model), e.g. the
-one benchmarks/multi30k.py writes; training uses the data folder (--data).
+With --joey-workdir, Joey NMT 2.3 is measured in the same run, in its own
+virtual environment, through benchmarks/peers/joeynmt.py: its training
+tokens/s over --joey-minutes of training on the same data, and its decoding
+speed with the model of an earlier joeynmt.py run (the folder given), at
+batches of 1 and 64 sentences like attend's rows. Decoding needs a trained
+attend model folder (--model), e.g. the one benchmarks/multi30k.py writes;
+training uses the data folder (--data).
 
-    python benchmarks/speed.py --data ../shared/data/multi30k --model runs/bench-m30k/transformer \\
-        --threads 2 --joey-json runs/peers/joeynmt.json
+    python benchmarks/speed.py --data ../shared/data/multi30k --model runs/cpu2h/transformer \\
+        --threads 2 --joey-workdir runs/peers/joeynmt-2h
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import argparse
 import json
 import platform
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -173,7 +178,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="timed training steps per row")
     parser.add_argument("--decode-only", action="store_true", help="skip the training rows (needs --model)")
     parser.add_argument("--batch1-sentences", type=int, default=100)
-    parser.add_argument("--joey-json", type=Path, help="result file of benchmarks/peers/joeynmt.py")
+    parser.add_argument("--joey-workdir", type=Path, help="folder of a finished benchmarks/peers/joeynmt.py run; "
+                        "adds Joey NMT's rows, decoding with that run's model")
+    parser.add_argument("--joey-venv", type=Path, default=ROOT / "runs" / "peers" / "joeynmt-venv",
+                        help="Joey NMT's virtual environment (joeynmt.py creates it when missing)")
+    parser.add_argument("--joey-minutes", type=float, default=3.0, help="Joey NMT's training time for its tokens/s")
     parser.add_argument("--json", type=Path, help="also write every number here")
     args = parser.parse_args()
     if args.decode_only and not args.model:
@@ -201,6 +210,8 @@ def main() -> None:
         training_rows(args, result, device)
     if args.model:
         decode_rows(args, result)
+    if args.joey_workdir and device.type == "cpu":
+        joey_rows(args, result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     print_tables(result, args)
@@ -260,6 +271,30 @@ def decode_rows(args, result: dict) -> None:
     result["per_token"] = per_token_cost(model, torch.device(args.device))
 
 
+def joey_rows(args, result: dict) -> None:
+    """Joey NMT 2.3 on the same machine and threads: training tokens/s, then decoding at batch 64 and 1."""
+    script = ROOT / "benchmarks" / "peers" / "joeynmt.py"
+    common = [sys.executable, str(script), "--venv", str(args.joey_venv), "--threads", str(args.threads)]
+    runs = {"train": ["--data", args.data, "--minutes", str(args.joey_minutes), "--eval-every", "100000",
+                      "--no-decode"],
+            "batch64": ["--decode-only", "--workdir", str(args.joey_workdir), "--decode-batch-sentences", "64"],
+            "batch1": ["--decode-only", "--workdir", str(args.joey_workdir), "--decode-batch-sentences", "1",
+                       "--decode-limit", str(args.batch1_sentences)]}
+    joey = result["joey"] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, extra in runs.items():
+            out = Path(scratch) / f"{name}.json"
+            done = subprocess.run(common + extra + ["--json", str(out)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+            if done.returncode != 0:
+                print(f"Joey NMT {name} failed: {done.stdout.strip().splitlines()[-1:]}", flush=True)
+                return
+            joey[name] = json.loads(out.read_text())
+    print(f"Joey NMT: training {joey['train']['tokens_per_s_src_tgt']:,.0f} tokens/s (src+tgt), greedy "
+          f"{joey['batch64']['sentences_per_s_greedy']:.1f} sent/s, beam 5 {joey['batch64']['sentences_per_s_beam5']:.1f}"
+          " sent/s (batch 64)", flush=True)
+
+
 def add_ctranslate2(loaded, engines: dict) -> None:
     """CTranslate2 fp32 and int8 engines of the same model, exported here, when the package is installed."""
     try:
@@ -300,13 +335,13 @@ def print_tables(result: dict, args) -> None:
             cells += ["-", "-", "-", "-"]
         rss = max(x["peak_rss_mb"] for x in (t, d) if x)
         print(f"| {name} | " + " | ".join(cells) + f" | {rss:,.0f} MB |")
-    if args.joey_json and args.joey_json.exists():
-        joey = json.loads(args.joey_json.read_text())
-        print(f"| Joey NMT 2.3 ({joey['settings']['threads']} thread, decoding batches of "
-              f"{joey['settings']['batch_tokens']} tokens) | {joey['tokens_per_s_src_tgt']:,.0f} | - | - | - / "
-              f"{joey['sentences_per_s_greedy']:.1f} | - / {joey['sentences_per_s_beam5']:.1f} | - | "
-              f"{joey['bleu_greedy']:.2f} / {joey['bleu_beam5']:.2f} (first {joey['test_sentences']}) | "
-              f"{joey['peak_rss_mib']:,.0f} MB |")
+    if "batch1" in result.get("joey", {}):
+        train, b64, b1 = (result["joey"][k] for k in ("train", "batch64", "batch1"))
+        rss = max(train["peak_rss_mib"], b64["decode_peak_rss_mib"], b1["decode_peak_rss_mib"]) * 2**20 / 1e6
+        print(f"| Joey NMT 2.3 | {train['tokens_per_s_src_tgt']:,.0f} | - | - | {b1['sentences_per_s_greedy']:.1f} / "
+              f"{b64['sentences_per_s_greedy']:.1f} | {b1['sentences_per_s_beam5']:.1f} / "
+              f"{b64['sentences_per_s_beam5']:.1f} | - | {b64['bleu_greedy']:.2f} / {b64['bleu_beam5']:.2f} | "
+              f"{rss:,.0f} MB |")
     print(f"\ntraining tokens/s as the batch grows ({result.get('growth_precision', 'fp32')})\n\n"
           "| batch tokens | tokens/s | padding |\n|---:|---:|---:|")
     for r in result.get("batch_growth", []):

@@ -5,6 +5,7 @@ import torch
 
 from attend.config import ModelConfig
 from attend.models import build_model
+from attend.models.output_layer import vocabulary_logits
 from attend.models.transformer import MultiHeadAttention
 
 VARIANTS = [
@@ -81,6 +82,18 @@ def test_fused_attention_equals_explicit_softmax():
     explicit, weights = mha(x, k, v, causal=True, return_weights=True)
     torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=1e-4)
     assert weights[:, :, 0, 1:].abs().max() == 0  # the first position sees only itself
+
+
+def test_output_layer_cpu_layout_equals_linear_and_follows_weight_changes():
+    torch.manual_seed(0)
+    layer, x = torch.nn.Linear(16, 50), torch.randn(3, 4, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(vocabulary_logits(layer, x), layer(x), atol=1e-5, rtol=1e-4)
+        assert "_transposed_weight" in layer.__dict__  # the CPU layout was used, not the module's own path
+        layer.weight.mul_(-2.0)  # what an optimizer step or a checkpoint load does: an in-place write
+        torch.testing.assert_close(vocabulary_logits(layer, x), layer(x), atol=1e-5, rtol=1e-4)
+    vocabulary_logits(layer, x).sum().backward()  # training takes nn.Linear's path, so gradients flow
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
 
 
 def test_attention_adds_few_parameters_so_families_compare_at_equal_size():

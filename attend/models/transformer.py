@@ -16,6 +16,7 @@ from torch import nn
 from attend.config import ModelConfig
 from attend.data.vocab import PAD_ID
 from attend.models.base import Seq2Seq, Tensors
+from attend.models.output_layer import vocabulary_logits
 
 
 class MultiHeadAttention(nn.Module):
@@ -212,7 +213,7 @@ class Transformer(Seq2Seq):
         attention = None
         if return_attention:  # each (batch, layers, heads, len, src_len or tgt keys)
             attention = {"cross": torch.stack(cross, dim=1), "decoder": torch.stack(self_attention, dim=1)}
-        return self.out(self.decoder_norm(x)), new_caches, attention
+        return vocabulary_logits(self.out, self.decoder_norm(x)), new_caches, attention
 
     def decode(self, tgt_in, memory, return_attention=False):
         logits, _, attention = self._run_decoder(self.tgt_embed(tgt_in), memory, None, return_attention)

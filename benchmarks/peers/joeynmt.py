@@ -53,6 +53,12 @@ Joey's token batches are not length-bucketed: a shuffled stream is cut whenever 
 max(src, trg) length + 1 reaches --batch-tokens, so a batch holds far fewer real tokens than
 its padded size. Peak memory is the ru_maxrss of the training process (os.wait4).
 
+--no-decode stops after step 3 (a training-speed measurement); --decode-only runs steps 4
+and 5 alone with the model of an earlier run (--workdir), writing its outputs and logs to a
+temporary folder so the earlier run's stay as they were; --decode-batch-sentences N decodes
+in batches of N sentences instead of --batch-tokens tokens. benchmarks/speed.py uses these
+for its Joey NMT rows.
+
 Everything runs with --threads CPU threads (OMP/MKL, default 1). With --gpu Joey trains and
 decodes on CUDA; the venv then needs a CUDA build of torch (--torch).
 
@@ -215,7 +221,9 @@ def stack(layers: int) -> dict:
 def joey_config(args: argparse.Namespace, workdir: Path, beam: int = 1, checkpoint: Path | None = None) -> dict:
     """Joey NMT 2.3 configuration (keys as read by joeynmt.config, data, tokenizers and builders)."""
     data_dir = workdir / "data"
-    testing = {"batch_size": args.batch_tokens, "batch_type": "token", "beam_size": beam,
+    batch = ({"batch_size": args.decode_batch_sentences, "batch_type": "sentence"} if args.decode_batch_sentences
+             else {"batch_size": args.batch_tokens, "batch_type": "token"})
+    testing = {**batch, "beam_size": beam,
                "beam_alpha": args.beam_alpha, "n_best": 1, "max_output_length": -1,  # -1: 1.5 x longest source
                "eval_metrics": ["bleu"], "sacrebleu_cfg": {"tokenize": "13a"}}
     if checkpoint is not None:
@@ -403,10 +411,21 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="folder for data, model and logs (default: a new temporary "
                                                      "one, removed after a successful run)")
     parser.add_argument("--json", type=Path, help="write the result row here")
+    parser.add_argument("--no-decode", action="store_true", help="train only (training speed)")
+    parser.add_argument("--decode-only", action="store_true",
+                        help="decode only, with the model of an earlier run in --workdir (decoding speed)")
+    parser.add_argument("--decode-batch-sentences", type=int, default=0,
+                        help="decode in batches of N sentences (default 0: batches of --batch-tokens tokens)")
     args = parser.parse_args()
-    if args.data is None:
+    if args.decode_only:
+        if args.no_decode:
+            parser.error("--decode-only and --no-decode exclude each other")
+        if args.workdir is None or not (args.workdir / "model").is_dir() or \
+                not (args.workdir / "data" / f"test.{SRC}").is_file():
+            parser.error("--decode-only needs --workdir, the folder of an earlier run (with model/ and data/)")
+    elif args.data is None:
         parser.error("--data is required")
-    if not args.data.is_dir():
+    elif not args.data.is_dir():
         fail(f"{args.data}: no such folder (--data)")
     if args.minutes <= 0 or args.eval_every <= 0 or args.batch_tokens <= 0 or args.vocab_size <= 4:
         parser.error("--minutes, --eval-every, --batch-tokens and --vocab-size must be positive")
@@ -420,7 +439,28 @@ def main() -> None:
     python, venv_seconds = ensure_venv(args.venv.resolve(), args.torch, workdir)
     if args.gpu and not succeeds([str(python), "-c", "import torch, sys; sys.exit(not torch.cuda.is_available())"]):
         fail(f"--gpu: torch in {args.venv} sees no CUDA device (install a CUDA build with --torch in a new venv)")
+    row = {"system": "Joey NMT 2.3.0 Transformer 3+3", "device": "cuda" if args.gpu else f"cpu x{args.threads}",
+           "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+           "seconds": {"venv": venv_seconds}}
+    if args.decode_only:
+        test_lines = len((workdir / "data" / f"test.{SRC}").read_text(encoding="utf-8").splitlines())
+    else:
+        test_lines = train_phase(args, python, workdir, row)
+    if args.decode_only:  # the earlier run's outputs and logs stay as they are
+        with tempfile.TemporaryDirectory(prefix="joeynmt-decode-") as scratch:
+            row.update(decode_phase(args, python, workdir, test_lines, Path(scratch)))
+    elif not args.no_decode:
+        row.update(decode_phase(args, python, workdir, test_lines, workdir))
+    print_row(row, args)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(row, indent=1) + "\n")
+    if args.workdir is None:
+        shutil.rmtree(workdir)
 
+
+def train_phase(args: argparse.Namespace, python: Path, workdir: Path, row: dict) -> int:
+    """Prepare the data, train Joey for the budget and add the training numbers to row; the test set's size."""
     facts, data_seconds = prepare_data(python, args.data, workdir, args.vocab_size, args.subword, args.threads)
     print(f"sentencepiece {args.subword}: {facts['pieces']} pieces; training text {facts['src_tokens']:,} "
           f"{SRC} + {facts['trg_tokens']:,} {TRG} subwords (with </s>)", flush=True)
@@ -430,7 +470,26 @@ def main() -> None:
     log = read_train_log(workdir / "model" / "train.log")
     print(f"stopped at step {log['steps']} after {timing['train_seconds']:.0f} s of training "
           f"({timing['stop_seconds']:.1f} s to stop); peak RSS {timing['peak_rss_bytes'] / 2**20:,.0f} MiB", flush=True)
+    stats = json.loads(run("checkpoint stats", [str(python), "-c", STATS_SCRIPT,
+                                                str(workdir / "model" / "latest.ckpt")], workdir))
+    tokens_per_s = stats["total_tokens"] / max(timing["train_seconds"] - log["valid_seconds"], 1e-9)
+    ratio = (facts["src_tokens"] + facts["trg_tokens"]) / facts["trg_tokens"]
+    row.update({"budget_minutes": args.minutes, "steps": log["steps"], "parameters": log["parameters"],
+                "tokens_per_s_target": tokens_per_s, "tokens_per_s_src_tgt": tokens_per_s * ratio,
+                "src_tgt_over_target": ratio, "target_tokens_trained": stats["total_tokens"],
+                "validation_seconds": log["valid_seconds"],
+                "logged_tokens_per_s_target_harmonic_mean": log["tokens_per_s"],
+                "logged_tokens_per_s_target_median": log["tokens_per_s_median"],
+                "peak_rss_mib": timing["peak_rss_bytes"] / 2**20, "valid_bleu_greedy": log["valid_bleu"],
+                "logged_tokens_per_s": log["logged_rates"], "train_pairs": facts["lines"]["train"],
+                "train_exit_status": timing["exit_status"]})
+    row["seconds"].update({"data": data_seconds, **{k: v for k, v in timing.items() if k.endswith("seconds")}})
+    return facts["lines"]["test"]
 
+
+def decode_phase(args: argparse.Namespace, python: Path, workdir: Path, test_lines: int, out: Path) -> dict:
+    """Translate the test set greedy and with beam 5 from workdir's checkpoint, writing configs, outputs and
+    logs into out; speeds and scores."""
     model_dir = workdir / "model"
     checkpoint = model_dir / "best.ckpt"
     if args.checkpoint == "latest" or not checkpoint.exists():
@@ -438,61 +497,48 @@ def main() -> None:
     if not checkpoint.exists():
         fail(f"{model_dir}: Joey saved no checkpoint (log: {workdir / 'train.console.log'})")
     checkpoint = checkpoint.resolve()
-    stats = json.loads(run("checkpoint stats", [str(python), "-c", STATS_SCRIPT, str(model_dir / "latest.ckpt")],
-                           workdir))
-    tokens_per_s = stats["total_tokens"] / max(timing["train_seconds"] - log["valid_seconds"], 1e-9)
-
     source, reference = workdir / "data" / f"test.{SRC}", workdir / "data" / f"test.{TRG}"
-    sentences = facts["lines"]["test"]
+    sentences = test_lines
     if 0 < args.decode_limit < sentences:
         sentences = args.decode_limit
         lines = source.read_text(encoding="utf-8").splitlines(keepends=True)[:sentences]
-        source = workdir / "data" / f"test.first{sentences}.{SRC}"
+        source = out / f"test.first{sentences}.{SRC}"
         source.write_text("".join(lines), encoding="utf-8")
     results = {}
     for name, beam in (("greedy", 1), ("beam5", 5)):
-        config = write_config(joey_config(args, workdir, beam, checkpoint), workdir / f"config.{name}.yaml")
-        output = workdir / f"test.{name}.{TRG}"
-        speed = decode(python, config, source, output, workdir, args.threads, f"translate-{name}")
+        config = write_config(joey_config(args, workdir, beam, checkpoint), out / f"config.{name}.yaml")
+        output = out / f"test.{name}.{TRG}"
+        speed = decode(python, config, source, output, out, args.threads, f"translate-{name}")
         results[name] = {**speed, "sentences_per_s": sentences / speed["generation_seconds"],
-                         **score(output, reference, sentences < facts["lines"]["test"])}
+                         **score(output, reference, sentences < test_lines)}
         print(f"{name}: BLEU {results[name]['bleu']:.2f}, chrF {results[name]['chrf']:.2f}, "
               f"{results[name]['sentences_per_s']:.1f} sentences/s", flush=True)
+    return {"bleu_greedy": results["greedy"]["bleu"], "bleu_beam5": results["beam5"]["bleu"],
+            "chrf_greedy": results["greedy"]["chrf"], "chrf_beam5": results["beam5"]["chrf"],
+            "sentences_per_s_greedy": results["greedy"]["sentences_per_s"],
+            "sentences_per_s_beam5": results["beam5"]["sentences_per_s"],
+            "decode_peak_rss_mib": max(r["peak_rss_bytes"] for r in results.values()) / 2**20,
+            "checkpoint": checkpoint.name, "bleu_signature": results["greedy"]["bleu_signature"],
+            "chrf_signature": results["greedy"]["chrf_signature"], "decode": results, "test_sentences": sentences}
 
-    ratio = (facts["src_tokens"] + facts["trg_tokens"]) / facts["trg_tokens"]
-    row = {"system": "Joey NMT 2.3.0 Transformer 3+3", "device": "cuda" if args.gpu else f"cpu x{args.threads}",
-           "budget_minutes": args.minutes, "steps": log["steps"], "parameters": log["parameters"],
-           "tokens_per_s_target": tokens_per_s, "tokens_per_s_src_tgt": tokens_per_s * ratio,
-           "src_tgt_over_target": ratio, "target_tokens_trained": stats["total_tokens"],
-           "validation_seconds": log["valid_seconds"],
-           "logged_tokens_per_s_target_harmonic_mean": log["tokens_per_s"],
-           "logged_tokens_per_s_target_median": log["tokens_per_s_median"],
-           "bleu_greedy": results["greedy"]["bleu"], "bleu_beam5": results["beam5"]["bleu"],
-           "chrf_greedy": results["greedy"]["chrf"], "chrf_beam5": results["beam5"]["chrf"],
-           "sentences_per_s_greedy": results["greedy"]["sentences_per_s"],
-           "sentences_per_s_beam5": results["beam5"]["sentences_per_s"],
-           "peak_rss_mib": timing["peak_rss_bytes"] / 2**20, "checkpoint": checkpoint.name,
-           "bleu_signature": results["greedy"]["bleu_signature"], "chrf_signature": results["greedy"]["chrf_signature"],
-           "seconds": {"venv": venv_seconds, "data": data_seconds, **{k: v for k, v in timing.items()
-                                                                       if k.endswith("seconds")}},
-           "decode": results, "valid_bleu_greedy": log["valid_bleu"], "logged_tokens_per_s": log["logged_rates"],
-           "test_sentences": sentences, "train_pairs": facts["lines"]["train"],
-           "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-           "train_exit_status": timing["exit_status"]}
 
+def print_row(row: dict, args: argparse.Namespace) -> None:
+    """The result as one markdown table row; '-' for a phase that did not run."""
+    def cell(key: str, form: str) -> str:
+        return format(row[key], form) if key in row else "-"
+
+    rates = (f"{row['tokens_per_s_target']:,.0f}; {row['tokens_per_s_src_tgt']:,.0f}"
+             if "tokens_per_s_target" in row else "-")
+    budget = f"{args.minutes:g} min" if "steps" in row else "-"
+    memory = max(row.get("peak_rss_mib", 0), row.get("decode_peak_rss_mib", 0))
     print("| system | budget | steps | train tok/s (tgt; src+tgt) | BLEU greedy | BLEU beam 5 | chrF beam 5 | "
           "sent/s greedy | sent/s beam 5 | peak RSS |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| {row['system']} | {args.minutes:g} min | {row['steps']} | {row['tokens_per_s_target']:,.0f}; "
-          f"{row['tokens_per_s_src_tgt']:,.0f} | {row['bleu_greedy']:.2f} | {row['bleu_beam5']:.2f} | "
-          f"{row['chrf_beam5']:.2f} | {row['sentences_per_s_greedy']:.1f} | {row['sentences_per_s_beam5']:.1f} | "
-          f"{row['peak_rss_mib']:,.0f} MiB |")
-    print(f"BLEU: {row['bleu_signature']}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(row, indent=1) + "\n")
-    if args.workdir is None:
-        shutil.rmtree(workdir)
+    print(f"| {row['system']} | {budget} | {cell('steps', 'd')} | {rates} | {cell('bleu_greedy', '.2f')} | "
+          f"{cell('bleu_beam5', '.2f')} | {cell('chrf_beam5', '.2f')} | {cell('sentences_per_s_greedy', '.1f')} | "
+          f"{cell('sentences_per_s_beam5', '.1f')} | {memory:,.0f} MiB |")
+    if "bleu_signature" in row:
+        print(f"BLEU: {row['bleu_signature']}")
 
 
 if __name__ == "__main__":
