@@ -62,6 +62,7 @@ from attend.evaluate import bleu_chrf  # noqa: E402
 from attend.inference import SearchOptions, Translator  # noqa: E402
 from attend.train import make_optimizer, prepare  # noqa: E402
 from attend.models import build_model  # noqa: E402
+from attend.models.output_layer import vocabulary_logits  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -264,11 +265,36 @@ def decode_rows(args, result: dict) -> None:
         print(f"{name}: greedy {row['beam1_batch64']['sentences_per_s']:.1f} sent/s (BLEU "
               f"{row['beam1_batch64']['bleu']:.2f}), beam 5 {row['beam5_batch64']['sentences_per_s']:.1f} sent/s "
               f"(BLEU {row['beam5_batch64']['bleu']:.2f}) (batch 64)", flush=True)
+    if args.device == "cpu":
+        result["output_layer"] = output_layer_cost(loaded.model.out)
     # cost per token does not depend on the weights: the same architecture with room for 200-token outputs
     config = loaded.config.model
     config.max_positions = 256
     model = build_model(config, len(loaded.src_vocab), len(loaded.tgt_vocab)).eval()
     result["per_token"] = per_token_cost(model, torch.device(args.device))
+
+
+def output_layer_cost(layer, rows=(1, 5, 64, 320), repeats: int = 7) -> list[dict]:
+    """Microseconds per product of the output layer, nn.Linear's layout against attend's CPU decoding layout,
+    for as many rows as greedy and beam-5 decoding send at batch 1 and batch 64 (the best of `repeats`)."""
+    def best_us(fn, n):
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times.append((time.perf_counter() - started) / n * 1e6)
+        return min(times)
+
+    out = []
+    with torch.no_grad():
+        for count in rows:
+            x = torch.randn(count, layer.in_features)
+            n = max(3, 2000 // count)
+            vocabulary_logits(layer, x)  # makes the cached copy
+            out.append({"rows": count, "linear_us": best_us(lambda: F.linear(x, layer.weight, layer.bias), n),
+                        "transposed_us": best_us(lambda: vocabulary_logits(layer, x), n)})
+    return out
 
 
 def joey_rows(args, result: dict) -> None:
@@ -346,6 +372,11 @@ def print_tables(result: dict, args) -> None:
           "| batch tokens | tokens/s | padding |\n|---:|---:|---:|")
     for r in result.get("batch_growth", []):
         print(f"| {r['batch_tokens']} | {r['tokens_per_s']:,.0f} | {r['padding']:.1%} |")
+    if "output_layer" in result:
+        print("\noutput layer, microseconds per product (nn.Linear's (vocab, hidden) weight against the cached "
+              "(hidden, vocab) copy)\n\n| rows | nn.Linear | transposed copy |\n|---:|---:|---:|")
+        for r in result["output_layer"]:
+            print(f"| {r['rows']} | {r['linear_us']:,.0f} | {r['transposed_us']:,.0f} |")
     if "per_token" in result:
         print("\ndecoding cost per output token, batch 1 (ms)\n\n| output length | key/value cache | "
               "recomputing the prefix |\n|---:|---:|---:|")
