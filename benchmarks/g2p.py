@@ -36,7 +36,7 @@ from attend.evaluate import wer_per  # noqa: E402
 from attend.inference import SearchOptions, Translator  # noqa: E402
 from attend.models import count_parameters  # noqa: E402
 from attend.recipes import group_references  # noqa: E402
-from attend.recipes.g2p_cmudict import load, test_pairs  # noqa: E402
+from attend.recipes.g2p_cmudict import load as load_g2p_task, test_pairs  # noqa: E402
 from attend.train import train  # noqa: E402
 from variants import add_variant_args, check_variant_args, device_name, reused_result  # noqa: E402
 
@@ -60,7 +60,7 @@ def run_family(family: str, args) -> dict:
     train_seconds = time.time() - started
 
     # the checkpoint to report is chosen on the validation words, never on test
-    valid = load(args.train_lexicon).valid
+    valid = load_g2p_task(args.train_lexicon).valid
 
     def valid_wer(loaded) -> float:
         hyps = Translator(loaded, batch_size=256).best([w for w, _ in valid])
