@@ -304,7 +304,7 @@ def joey_rows(args, result: dict) -> None:
     script = ROOT / "benchmarks" / "peers" / "joeynmt.py"
     common = [sys.executable, str(script), "--venv", str(args.joey_venv), "--threads", str(args.threads)]
     runs = {"train": ["--data", args.data, "--minutes", str(args.joey_minutes), "--eval-every", "100000",
-                      "--no-decode"],
+                      "--log-every", "10", "--no-decode"],  # a short run must log its steps
             "batch64": ["--decode-only", "--workdir", str(args.joey_workdir), "--decode-batch-sentences", "64",
                         "--decode-limit", str(args.joey_sentences)],
             "batch1": ["--decode-only", "--workdir", str(args.joey_workdir), "--decode-batch-sentences", "1",
