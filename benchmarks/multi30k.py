@@ -101,6 +101,12 @@ def print_table(rows: list[dict], args) -> None:
           f"decode sent/s greedy | decode sent/s beam {args.beam} | peak memory | device |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
+        if "bleu_greedy" in r:  # a peer's row, as benchmarks/peers/joeynmt.py writes it
+            print(f"| {r['system']} | {r['budget_minutes']:.0f} min | {r['steps']} | {r['tokens_per_s_src_tgt']:,.0f} | "
+                  f"{r['bleu_greedy']:.1f} | {r['bleu_beam5']:.1f} | {r['chrf_beam5']:.1f} | "
+                  f"{r['sentences_per_s_greedy']:.1f} | {r['sentences_per_s_beam5']:.1f} | "
+                  f"{r['peak_rss_mib'] * 2**20 / 1e6:,.0f} MB | {r['device']} |")
+            continue
         g, b = r["greedy"], r["beam"]
         print(f"| {r['system']} | {r['minutes']:.0f} min | {r['steps']} | {r['train_tokens_per_s']:,.0f} | "
               f"{g['bleu']:.1f} | {b['bleu']:.1f} | {b['chrf']:.1f} | {g['sentences_per_s']:.1f} | "
