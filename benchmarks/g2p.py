@@ -29,8 +29,6 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from attend.average import average_checkpoints  # noqa: E402
-from attend.checkpoint import load_model  # noqa: E402
 from attend.config import load_config, with_overrides  # noqa: E402
 from attend.evaluate import wer_per  # noqa: E402
 from attend.inference import SearchOptions, Translator  # noqa: E402
@@ -38,7 +36,8 @@ from attend.models import count_parameters  # noqa: E402
 from attend.recipes import group_references  # noqa: E402
 from attend.recipes.g2p_cmudict import load as load_g2p_task, test_pairs  # noqa: E402
 from attend.train import train  # noqa: E402
-from variants import add_variant_args, check_variant_args, device_name, reused_result  # noqa: E402
+from variants import (add_variant_args, best_or_averaged, check_variant_args, device_name,  # noqa: E402
+                      reused_result)
 
 FAMILIES = ("rnn", "rnn-attention", "transformer")
 
@@ -66,11 +65,8 @@ def run_family(family: str, args) -> dict:
         hyps = Translator(loaded, batch_size=256).best([w for w, _ in valid])
         return wer_per(hyps, [r for _, r in valid])["wer"]
 
-    averaged_folder = average_checkpoints(folder, args.out / f"{folder.name}-averaged", last=5)[0]
-    candidates = {"best": load_model(folder), "averaged": load_model(averaged_folder)}
-    valid_wers = {name: valid_wer(loaded) for name, loaded in candidates.items()}
-    checkpoint = min(valid_wers, key=valid_wers.get)
-    loaded = candidates[checkpoint]
+    checkpoint, loaded, valid_wers = best_or_averaged(folder, args.out / f"{folder.name}-averaged", valid_wer,
+                                                      lower_is_better=True)
     test = group_references(test_pairs())
     words, refs = [w for w, _ in test], [r for _, r in test]
     row = {"family": args.name or family, "settings": args.set, "parameters": count_parameters(loaded.model),

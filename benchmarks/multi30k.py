@@ -29,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from variants import add_variant_args, check_variant_args, device_name, reused_result  # noqa: E402
+from variants import (add_variant_args, best_or_averaged, check_variant_args, device_name,  # noqa: E402
+                      reused_result)
 
 FAMILIES = ("transformer", "rnn-attention", "rnn")
 # length penalties tried on validation; 1.4 and 1.8 joined after 1.0, the old top, won in every row
@@ -40,8 +41,6 @@ def run_family(family: str, args) -> dict:
     """Train, average, tune and score one family (in this process); returns its table row."""
     import torch
 
-    from attend.average import average_checkpoints
-    from attend.checkpoint import load_model
     from attend.config import load_config, with_overrides
     from attend.data.corpus import read_lines
     from attend.evaluate import bleu_chrf
@@ -64,8 +63,6 @@ def run_family(family: str, args) -> dict:
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     rates = [r["tokens_per_s"] for r in records if "tokens_per_s" in r]
 
-    best = load_model(folder)
-    averaged = load_model(average_checkpoints(folder, args.out / f"{label}-averaged", last=5)[0])
     src, tgt = args.pair.split("-")
     data = Path(args.data)
     valid_src, valid_refs = read_lines(data / f"val.{src}.gz"), [[r] for r in read_lines(data / f"val.{tgt}.gz")]
@@ -75,7 +72,7 @@ def run_family(family: str, args) -> dict:
     def valid_bleu(loaded):
         return bleu_chrf(Translator(loaded, batch_size=128).best(valid_src), valid_refs)["bleu"]
 
-    chosen, name = max(((best, "best"), (averaged, "averaged")), key=lambda m: valid_bleu(m[0]))
+    name, chosen, _ = best_or_averaged(folder, args.out / f"{label}-averaged", valid_bleu)
     alpha, _ = best_alpha(tune_alpha(chosen, valid_src, valid_refs, args.beam, ALPHAS, 64), "bleu")
     row = {"system": f"attend {label}", "family": family, "settings": args.set,
            "parameters": count_parameters(chosen.model),

@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: the device a row ran on, and named variants of a family.
+"""What the benchmark scripts share: the device a row ran on, named variants of a family, and the
+checkpoint a row reports.
 
 `--set SECTION.KEY=VALUE` changes a config value for a run and `--name` gives
 that variant its own folder and row; a folder is reused only for the same
@@ -42,3 +43,16 @@ def reused_result(result_file: Path, settings: list[str]) -> dict | None:
         sys.exit(f"{result_file.parent}: holds a result with --set {row.get('settings', [])}, not {settings}; "
                  "delete it or choose another --name")
     return row
+
+
+def best_or_averaged(folder: Path, averaged_out: Path, valid_score, lower_is_better: bool = False):
+    """A run's best checkpoint or the average of its last five, whichever `valid_score` prefers (it scores on
+    validation, never on test): (its name, the loaded model, both scores)."""
+    from attend.average import average_checkpoints
+    from attend.checkpoint import load_model
+
+    candidates = {"best": load_model(folder),
+                  "averaged": load_model(average_checkpoints(folder, averaged_out, last=5)[0])}
+    scores = {name: valid_score(loaded) for name, loaded in candidates.items()}
+    name = (min if lower_is_better else max)(scores, key=scores.get)
+    return name, candidates[name], scores
