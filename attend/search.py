@@ -46,12 +46,12 @@ def _limits(max_len, batch: int) -> torch.Tensor:
     return torch.as_tensor(max_len, dtype=torch.long).cpu().expand(batch).clone()
 
 
-def _log_probs(logits: torch.Tensor, last_step: torch.Tensor) -> torch.Tensor:
-    """log-softmax with the tokens that may not appear here set to -inf; rows at their
-    last allowed step (`last_step`, bool per row) may only end."""
+def _log_probs(logits: torch.Tensor, last_step: Optional[torch.Tensor]) -> torch.Tensor:
+    """log-softmax with the tokens that may never appear (PAD, BOS) set to -inf; rows at their
+    last allowed step (`last_step`, bool per row, or None when there are none) may only end."""
     logp = torch.log_softmax(logits.float(), dim=-1)
     logp[:, PAD_ID] = logp[:, BOS_ID] = float("-inf")
-    if bool(last_step.any()):
+    if last_step is not None and bool(last_step.any()):
         rows = last_step.to(logp.device)
         eos = logp[:, EOS_ID].clone()
         logp[rows] = float("-inf")
@@ -59,34 +59,49 @@ def _log_probs(logits: torch.Tensor, last_step: torch.Tensor) -> torch.Tensor:
     return logp
 
 
+def _at_last_step(limits: torch.Tensor, active: list[int], t: int, soonest: int,
+                  repeat: int = 1) -> Optional[torch.Tensor]:
+    """Which live rows (each repeated `repeat` times) are at their last allowed step t; None before
+    `soonest`, the least limit among them, which saves the tensor calls on nearly every step."""
+    if t < soonest - 1:
+        return None
+    last = limits[active] - 1 == t
+    return last.repeat_interleave(repeat) if repeat > 1 else last
+
+
 @torch.no_grad()
 def _single_path(model, src, src_mask, max_len, choose: Callable, return_attention: bool):
-    """One hypothesis per sentence, each next token picked by `choose(logp)`."""
+    """One hypothesis per sentence, each next token and its log-probability picked by `choose(logp)`."""
     memory = model.encode(src, src_mask)
     state = model.init_state(memory)
     batch = src.size(0)
     limits = _limits(max_len, batch)
-    active = torch.arange(batch)
+    active = list(range(batch))  # sentence of each live row
+    soonest = int(limits.min())
     prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
     tokens, scores = [[] for _ in range(batch)], [0.0] * batch
     attention = [[] for _ in range(batch)]
     for t in range(int(limits.max())):
         logits, state, weights = model.step(prev, state, memory, return_attention=return_attention)
-        logp = _log_probs(logits, limits[active] - 1 == t)
-        chosen = choose(logp)  # (active,)
-        chosen_logp = logp.gather(1, chosen[:, None])[:, 0]
-        for row, (sentence, token, lp) in enumerate(zip(active.tolist(), chosen.tolist(), chosen_logp.tolist())):
+        logp = _log_probs(logits, _at_last_step(limits, active, t, soonest))
+        chosen_logp, chosen = choose(logp)  # (active,) each
+        ended = []
+        for row, (sentence, token, lp) in enumerate(zip(active, chosen.tolist(), chosen_logp.tolist())):
             scores[sentence] += lp
-            if token != EOS_ID:
+            if token == EOS_ID:
+                ended.append(row)
+            else:
                 tokens[sentence].append(token)
             if weights is not None:
                 attention[sentence].append(weights[row])
-        done = chosen == EOS_ID
-        if bool(done.all()):
+        if len(ended) == len(active):
             break
-        if bool(done.any()):
-            keep = (~done).nonzero()[:, 0]
-            active, chosen = active[keep.cpu()], chosen[keep]
+        if ended:
+            keep_rows = sorted(set(range(len(active))) - set(ended))
+            active = [active[r] for r in keep_rows]
+            soonest = int(limits[active].min())
+            keep = torch.tensor(keep_rows, device=src.device)
+            chosen = chosen[keep]
             memory, state = select_rows(memory, keep), select_rows(state, keep)
         prev = chosen
     return [
@@ -97,7 +112,7 @@ def _single_path(model, src, src_mask, max_len, choose: Callable, return_attenti
 
 def greedy(model: Seq2Seq, src, src_mask, max_len, return_attention: bool = False) -> list[list[Hypothesis]]:
     """The most probable next token at every step."""
-    return _single_path(model, src, src_mask, max_len, lambda logp: logp.argmax(-1), return_attention)
+    return _single_path(model, src, src_mask, max_len, lambda logp: logp.max(-1), return_attention)
 
 
 def sample(model: Seq2Seq, src, src_mask, max_len, temperature: float = 1.0, top_k: int = 0,
@@ -117,7 +132,8 @@ def sample(model: Seq2Seq, src, src_mask, max_len, temperature: float = 1.0, top
             mass_before = torch.softmax(sorted_logp, -1).cumsum(-1) - torch.softmax(sorted_logp, -1)
             sorted_logp = sorted_logp.masked_fill(mass_before > top_p, float("-inf"))
             scaled = torch.full_like(scaled, float("-inf")).scatter(1, order, sorted_logp)
-        return torch.multinomial(torch.softmax(scaled, -1), 1, generator=generator)[:, 0]
+        chosen = torch.multinomial(torch.softmax(scaled, -1), 1, generator=generator)  # (batch, 1)
+        return logp.gather(1, chosen)[:, 0], chosen[:, 0]
 
     return _single_path(model, src, src_mask, max_len, choose, False)
 
@@ -152,56 +168,60 @@ def beam_search(model: Seq2Seq, src, src_mask, max_len, beam_size: int = 5, alph
     state = model.init_state(memory)
     scores = torch.full((batch, k), float("-inf"), device=src.device)  # (sentences, beam)
     scores[:, 0] = 0.0  # one live beam at the start, so the first step has no duplicates
-    history = torch.empty(batch, k, 0, dtype=torch.long, device=src.device)  # (sentences, beam, t)
+    history = [[[] for _ in range(k)] for _ in range(batch)]  # tokens so far, per live sentence and beam
     prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=src.device)
-    active = torch.arange(batch)
+    active = list(range(batch))  # sentence of each live row
+    soonest = int(limits.min())
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    rank = torch.arange(2 * k, device=src.device)
     for t in range(int(limits.max())):
         logits, state, _ = model.step(prev, state, memory)
-        logp = _log_probs(logits, (limits[active] - 1 == t).repeat_interleave(k))
+        logp = _log_probs(logits, _at_last_step(limits, active, t, soonest, repeat=k))
         n, vocab = len(active), logp.size(-1)
         candidates = (scores[:, :, None] + logp.view(n, k, vocab)).view(n, k * vocab)
         top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # (n, 2k)
-        beam, token = top_index // vocab, top_index % vocab
-        is_eos = token == EOS_ID
 
-        sentences = active.tolist()
-        ended = (is_eos & (rank[: top_index.size(1)] < k) & (top_scores > float("-inf"))).nonzero().tolist()
-        ended_here = []
-        for row, r in ended:
-            words = history[row, beam[row, r]].tolist()
-            score = top_scores[row, r].item() / length_penalty(t + 1, alpha)
-            finished[sentences[row]].append(Hypothesis(words, score))
-            ended_here.append((sentences[row], int(beam[row, r]), score))
-
-        # the best k candidates that do not end here carry on
-        order = (is_eos.long() * 2 * k + rank[: top_index.size(1)]).argsort(dim=1)[:, :k]
-        scores, beam, token = top_scores.gather(1, order), beam.gather(1, order), token.gather(1, order)
-        history = torch.cat([history.gather(1, beam[:, :, None].expand(-1, -1, history.size(2))), token[:, :, None]], dim=2)
-        rows = (torch.arange(n, device=src.device)[:, None] * k + beam).view(-1)
-        state = select_rows(state, rows)
+        # The rest of a step is bookkeeping on at most 2k numbers per sentence: Python lists cost less
+        # than the dozens of tiny tensor calls it would otherwise take.
+        penalty = length_penalty(t + 1, alpha)
+        ended_here, next_scores, parents, next_tokens, next_history = [], [], [], [], []
+        for row, (row_scores, row_index) in enumerate(zip(top_scores.tolist(), top_index.tolist())):
+            sentence, kept = active[row], 0
+            for rank, (score, index) in enumerate(zip(row_scores, row_index)):
+                parent, token = divmod(index, vocab)
+                if token == EOS_ID:  # among the top k, an ending is final
+                    if rank < k and score > float("-inf"):
+                        finished[sentence].append(Hypothesis(list(history[row][parent]), score / penalty))
+                        ended_here.append((sentence, parent, score / penalty))
+                elif kept < k:  # the best k candidates that do not end here carry on
+                    next_scores.append(score)
+                    parents.append(row * k + parent)
+                    next_tokens.append(token)
+                    next_history.append(history[row][parent] + [token])
+                    kept += 1
+        scores = torch.tensor(next_scores, device=src.device).view(n, k)
+        history = [next_history[row * k:(row + 1) * k] for row in range(n)]
+        state = select_rows(state, torch.tensor(parents, device=src.device))
         if on_step is not None:
-            on_step(t, sentences, beam, token, scores, ended_here)
+            beam = torch.tensor(parents).view(n, k) - torch.arange(n)[:, None] * k
+            on_step(t, list(active), beam, torch.tensor(next_tokens).view(n, k), scores, ended_here)
 
         if alpha == 0.0:
             # scores only fall as outputs grow, so a sentence is done once no live beam can beat its n-th best
-            best_live = scores.max(dim=1).values.tolist()
-            done = torch.tensor([len(finished[s]) >= nbest and
-                                 best_live[row] <= sorted(h.score for h in finished[s])[-nbest]
-                                 for row, s in enumerate(sentences)])
+            done = [len(finished[s]) >= nbest and max(next_scores[row * k:(row + 1) * k]) <=
+                    sorted(h.score for h in finished[s])[-nbest] for row, s in enumerate(active)]
         else:  # with a length bonus a longer output may still win; stop at beam_size finished, as is usual
-            done = torch.tensor([len(finished[s]) >= k for s in sentences])
-        if bool(done.all()):
+            done = [len(finished[s]) >= k for s in active]
+        if all(done):
             break
-        if bool(done.any()):
-            keep = (~done).nonzero()[:, 0]
-            active = active[keep]
-            keep = keep.to(src.device)
+        prev = torch.tensor(next_tokens, device=src.device)
+        if any(done):
+            keep_rows = [row for row, d in enumerate(done) if not d]
+            active, history = [active[r] for r in keep_rows], [history[r] for r in keep_rows]
+            soonest = int(limits[active].min())
+            keep = torch.tensor(keep_rows, device=src.device)
             beam_rows = (keep[:, None] * k + torch.arange(k, device=src.device)).view(-1)
             memory, state = select_rows(memory, beam_rows), select_rows(state, beam_rows)
-            scores, history, token = scores[keep], history[keep], token[keep]
-        prev = token.reshape(-1)
+            scores, prev = scores[keep], prev[beam_rows]
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
 
 
