@@ -5,8 +5,12 @@ import torch
 
 from attend.config import ModelConfig
 from attend.models import build_model
-from attend.models.output_layer import vocabulary_logits
+from attend.inference import quantize_int8
+from attend.models import inference_linear
+from attend.models.base import select_rows
+from attend.models.inference_linear import linear, onednn_available, prepared
 from attend.models.transformer import MultiHeadAttention
+from attend.models.transformer_step import fast_step_applies
 
 VARIANTS = [
     ("rnn", {}),
@@ -84,16 +88,70 @@ def test_fused_attention_equals_explicit_softmax():
     assert weights[:, :, 0, 1:].abs().max() == 0  # the first position sees only itself
 
 
-def test_output_layer_cpu_layout_equals_linear_and_follows_weight_changes():
+@pytest.mark.parametrize("sizes", [(16, 50), (50, 16)], ids=["widening", "narrowing"])
+@pytest.mark.parametrize("onednn_from", [0, 1 << 40], ids=["onednn", "blas"])
+def test_prepared_linear_equals_linear_for_any_rows_and_follows_weight_changes(sizes, onednn_from, monkeypatch):
+    monkeypatch.setattr(inference_linear, "ONEDNN_MIN_ELEMENTS", onednn_from)  # which library serves several rows
     torch.manual_seed(0)
-    layer, x = torch.nn.Linear(16, 50), torch.randn(3, 4, 16)
+    layer = torch.nn.Linear(*sizes)
     with torch.no_grad():
-        torch.testing.assert_close(vocabulary_logits(layer, x), layer(x), atol=1e-5, rtol=1e-4)
-        assert "_transposed_weight" in layer.__dict__  # the CPU layout was used, not the module's own path
+        for rows in (1, 3, 70):
+            x = torch.randn(rows, sizes[0])
+            torch.testing.assert_close(linear(layer, x), layer(x), atol=1e-5, rtol=1e-4)
+        if onednn_from == 0 and onednn_available():
+            assert prepared(layer, "weight", [layer])._packed is not None  # oneDNN really served the rows
         layer.weight.mul_(-2.0)  # what an optimizer step or a checkpoint load does: an in-place write
-        torch.testing.assert_close(vocabulary_logits(layer, x), layer(x), atol=1e-5, rtol=1e-4)
-    vocabulary_logits(layer, x).sum().backward()  # training takes nn.Linear's path, so gradients flow
+        for rows in (1, 3):
+            x = torch.randn(2, rows, sizes[0])
+            torch.testing.assert_close(linear(layer, x), layer(x), atol=1e-5, rtol=1e-4)
+    linear(layer, x).sum().backward()  # training takes nn.Linear's path, so gradients flow
     assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("extra", [{}, {"norm": "post", "positions": "learned", "tie_embeddings": False}],
+                         ids=["pre-norm", "post-norm-learned"])
+def test_fast_transformer_step_equals_the_module_path_through_reordering_and_weight_changes(extra):
+    model = make("transformer", **extra)
+    src, src_mask, tgt = batch()  # one sentence padded, so the cross-attention mask matters
+    with torch.no_grad():
+        assert fast_step_applies(model, tgt[:, 0])
+        memory = model.encode(src, src_mask)
+        fast = module = model.init_state(memory)
+        for t in range(tgt.size(1)):
+            fast_logits, fast, _ = model.step(tgt[:, t], fast, memory)
+            module_logits, module, _ = model.step(tgt[:, t], module, memory, return_attention=True)  # module path
+            torch.testing.assert_close(fast_logits, module_logits, atol=1e-5, rtol=1e-4)
+            for name in module:
+                torch.testing.assert_close(fast[name], module[name], atol=1e-5, rtol=1e-4)
+            if t == 2:  # what beam search does: reorder and repeat rows, then drop one
+                rows = torch.tensor([2, 0, 0])
+                memory, fast, module = select_rows(memory, rows), select_rows(fast, rows), select_rows(module, rows)
+        for p in model.decoder.parameters():
+            p.mul_(0.5)  # the gathered weights must follow
+        fast_logits, _, _ = model.step(tgt[:, 0], model.init_state(memory), memory)
+        module_logits, _, _ = model.step(tgt[:, 0], model.init_state(memory), memory, return_attention=True)
+        torch.testing.assert_close(fast_logits, module_logits, atol=1e-5, rtol=1e-4)
+        assert not fast_step_applies(quantize_int8(model), tgt[:, 0])  # int8 layers keep their own path
+    assert not fast_step_applies(model, tgt[:, 0])  # with gradients on, training's path
+
+
+def test_inference_after_a_fused_adam_step_sees_the_new_weights():
+    # fused Adam writes weights without bumping their version counters; switching modes must still tell
+    model = make("transformer")
+    src, src_mask, tgt = batch()
+    step = lambda: model.step(tgt[:, 0], model.init_state(model.encode(src, src_mask)), model.encode(src, src_mask))
+    with torch.no_grad():
+        before = step()[0]  # prepares the inference weights
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1, fused=True)
+    model(src, src_mask, tgt).logsumexp(-1).mean().backward()
+    optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        after, module = step()[0], model.step(tgt[:, 0], model.init_state(model.encode(src, src_mask)),
+                                              model.encode(src, src_mask), return_attention=True)[0]
+    assert not torch.allclose(before, after, atol=1e-3)
+    torch.testing.assert_close(after, module, atol=1e-5, rtol=1e-4)
 
 
 def test_attention_adds_few_parameters_so_families_compare_at_equal_size():

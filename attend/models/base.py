@@ -27,6 +27,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attend.models.inference_linear import forget_prepared
+
 Tensors = dict[str, torch.Tensor]
 
 
@@ -51,6 +53,12 @@ class Seq2Seq(nn.Module):
         """Teacher-forced logits and {name: (batch, layers, heads, queries, keys)} attention maps."""
         logits, cross = self.decode(tgt_in, self.encode(src, src_mask), return_attention=True)
         return logits, ({"cross": cross} if cross is not None else {})
+
+    def train(self, mode: bool = True) -> "Seq2Seq":
+        """Switch mode, and forget weights prepared for inference: training may change the weights
+        without counting versions (`inference_linear`)."""
+        forget_prepared(self)
+        return super().train(mode)
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (batch, tgt_len, vocab), the training path."""

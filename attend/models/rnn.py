@@ -17,7 +17,7 @@ from attend.config import ModelConfig
 from attend.data.vocab import PAD_ID
 from attend.models.attention import build_attention
 from attend.models.base import Seq2Seq, Tensors
-from attend.models.output_layer import vocabulary_logits
+from attend.models.inference_linear import linear
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -106,11 +106,11 @@ class RNNSeq2Seq(Seq2Seq):
 
     def decode(self, tgt_in, memory, return_attention=False):
         outputs, _ = self._run_rnn(self.dropout(self.embed(tgt_in)), self.init_state(memory))
-        return vocabulary_logits(self.out, self.dropout(outputs)), None
+        return linear(self.out, self.dropout(outputs)), None
 
     def step(self, prev_token, state, memory, return_attention=False):
         outputs, state = self._run_rnn(self.embed(prev_token)[:, None, :], state)
-        return vocabulary_logits(self.out, outputs[:, 0]), state, None
+        return linear(self.out, outputs[:, 0]), state, None
 
 
 class AttentionRNNSeq2Seq(RNNSeq2Seq):
@@ -162,7 +162,7 @@ class AttentionRNNSeq2Seq(RNNSeq2Seq):
         # Luong without input feeding: the RNN runs over the whole target at once, then attention for all steps.
         h, _ = self._run_rnn(self.dropout(self.embed(tgt_in)), self.init_state(memory))
         context, weights = self._attend(h, memory)
-        logits = vocabulary_logits(self.out, self.dropout(self._output(h, context)))
+        logits = linear(self.out, self.dropout(self._output(h, context)))
         return logits, (weights[:, None, None] if return_attention else None)
 
     def _decode_stepwise(self, tgt_in, memory, return_attention):
@@ -189,7 +189,7 @@ class AttentionRNNSeq2Seq(RNNSeq2Seq):
         attentional = self._output(h, context)[:, 0]  # (batch, hidden)
         if self.cfg.input_feeding:
             new_state["feed"] = attentional
-        return vocabulary_logits(self.out, self.dropout(attentional)), new_state, weights[:, None]
+        return linear(self.out, self.dropout(attentional)), new_state, weights[:, None]
 
     def step(self, prev_token, state, memory, return_attention=False):
         logits, state, weights = self._step_embedded(self.embed(prev_token), state, memory)

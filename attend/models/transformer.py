@@ -16,7 +16,8 @@ from torch import nn
 from attend.config import ModelConfig
 from attend.data.vocab import PAD_ID
 from attend.models.base import Seq2Seq, Tensors
-from attend.models.output_layer import vocabulary_logits
+from attend.models.inference_linear import linear
+from attend.models.transformer_step import fast_step, fast_step_applies
 
 
 class MultiHeadAttention(nn.Module):
@@ -39,12 +40,12 @@ class MultiHeadAttention(nn.Module):
 
     def keys_values(self, x):
         """The keys and values of `x`, each (batch, heads, len, d_k)."""
-        k, v = self.kv(x).chunk(2, dim=-1)
+        k, v = linear(self.kv, x).chunk(2, dim=-1)
         return self.split(k), self.split(v)
 
     def forward(self, x, k, v, mask=None, causal=False, return_weights=False):
         """x (batch, tgt_len, d_model) attends to k, v; mask (batch, 1, 1, src_len) is True where allowed."""
-        q = self.split(self.q(x))
+        q = self.split(linear(self.q, x))
         p = self.dropout if self.training else 0.0
         if return_weights:
             scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_k)  # (batch, heads, tgt_len, src_len)
@@ -59,12 +60,17 @@ class MultiHeadAttention(nn.Module):
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal and mask is None)
             weights = None
         out = out.transpose(1, 2).reshape(x.size(0), x.size(1), -1)  # (batch, tgt_len, d_model)
-        return self.o(out), weights
+        return linear(self.o, out), weights
 
 
 class FeedForward(nn.Sequential):
+    """Linear, ReLU, dropout, linear (a Sequential, so its parameters keep the names ff.0 and ff.3)."""
+
     def __init__(self, d_model: int, ff_size: int, dropout: float):
         super().__init__(nn.Linear(d_model, ff_size), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_size, d_model))
+
+    def forward(self, x):
+        return linear(self[3], self[2](torch.relu(linear(self[0], x))))
 
 
 class Residual(nn.Module):
@@ -213,7 +219,7 @@ class Transformer(Seq2Seq):
         attention = None
         if return_attention:  # each (batch, layers, heads, len, src_len or tgt keys)
             attention = {"cross": torch.stack(cross, dim=1), "decoder": torch.stack(self_attention, dim=1)}
-        return vocabulary_logits(self.out, self.decoder_norm(x)), new_caches, attention
+        return linear(self.out, self.decoder_norm(x)), new_caches, attention
 
     def decode(self, tgt_in, memory, return_attention=False):
         logits, _, attention = self._run_decoder(self.tgt_embed(tgt_in), memory, None, return_attention)
@@ -230,6 +236,9 @@ class Transformer(Seq2Seq):
         return {f"{kv}{i}": empty for i in range(len(self.decoder)) for kv in ("self_k", "self_v")}
 
     def step(self, prev_token, state, memory, return_attention=False):
+        if not return_attention and fast_step_applies(self, prev_token):
+            logits, new_state = fast_step(self, prev_token, state, memory)
+            return logits, new_state, None
         position = state["self_k0"].size(2)
         x = self.tgt_embed(prev_token[:, None], start=position)  # (batch, 1, d_model)
         caches = [(state[f"self_k{i}"], state[f"self_v{i}"]) for i in range(len(self.decoder))]

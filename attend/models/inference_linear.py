@@ -1,0 +1,123 @@
+"""Linear layers at CPU inference: the weight laid out for the number of rows a step sends.
+
+nn.Linear keeps its weight as (out, in), and PyTorch's CPU build multiplies by
+it through MKL, which is slow for the few rows a decoding step has: each row
+streams the whole weight from memory again. Measured on a 2-core EPYC (AVX2),
+for the 8,000 x 256 output layer, nn.Linear took 933 us for one row and
+2,522 us for five; `benchmarks/speed.py` prints the table for its machine.
+So at inference a layer's weight is prepared once, in two forms, made when first
+needed:
+- one row: a contiguous (in, out) copy, multiplied with `addmm` (353 us above),
+  unless the layer narrows (in > out): then its own layout was the faster one
+  (84 against 123 us for 1024 -> 256 with the weight out of cache);
+- more rows, for a large weight: the weight reordered by oneDNN, PyTorch's
+  other CPU matrix library, which reads it once for all rows (467 us for five
+  rows above, and faster at 64 and 320 rows too). Each such call costs about
+  50 us whatever the size, so smaller weights keep the (in, out) copy. This
+  goes through `torch.ops.mkldnn._linear_pointwise`, the call torch.compile
+  makes for frozen linear layers on a CPU; it is probed once per process and,
+  if missing or wrong, the (in, out) copy serves every row count.
+A prepared weight is remade whenever a weight or bias changes its storage or
+version counter (loading and averaging write in place, which counts), and it is
+forgotten whenever a model switches between training and evaluation: PyTorch's
+fused Adam updates weights without counting versions (measured, 2.13 CPU), so
+the counter alone would let validation read the weights of an earlier step.
+Training, gradients, GPUs, autocast and quantized layers take the module's path.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ONEDNN_MIN_ELEMENTS = 1 << 18  # a 256 x 1024 weight: below it, oneDNN's fixed cost per call outweighs its gain
+
+@functools.lru_cache(maxsize=None)
+def onednn_available() -> bool:
+    """Whether oneDNN's reordered-weight product exists here and gives nn.Linear's numbers."""
+    try:
+        weight, bias, x = torch.randn(24, 16), torch.randn(24), torch.randn(3, 16)
+        with torch.no_grad():
+            packed = torch.ops.mkldnn._reorder_linear_weight(weight, 64)
+            out = torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+        return bool(torch.allclose(out, F.linear(x, weight, bias), atol=1e-4, rtol=1e-4))
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
+class PreparedWeight:
+    """x W^T + b for inference on a CPU, W (out, in) held in the layout that is fast for x's row count."""
+
+    def __init__(self, weight: torch.Tensor, bias: Optional[torch.Tensor]):
+        self.weight, self.bias = weight.detach(), (bias.detach() if bias is not None else None)
+        self._transposed: Optional[torch.Tensor] = None
+        self._packed: Optional[torch.Tensor] = None
+
+    def __call__(self, rows: torch.Tensor) -> torch.Tensor:
+        """rows (n, in) -> (n, out)."""
+        if rows.size(0) > 1 and self.weight.numel() >= ONEDNN_MIN_ELEMENTS and onednn_available():
+            if self._packed is None:
+                self._packed = torch.ops.mkldnn._reorder_linear_weight(self.weight, 64)
+            return torch.ops.mkldnn._linear_pointwise(rows, self._packed, self.bias, "none", [], "")
+        if self.weight.size(1) > self.weight.size(0):  # narrowing: (out, in) is the faster layout
+            return F.linear(rows, self.weight, self.bias)
+        if self._transposed is None:
+            self._transposed = self.weight.t().contiguous()  # (in, out)
+        if self.bias is None:
+            return rows @ self._transposed
+        return torch.addmm(self.bias, rows, self._transposed)
+
+
+# module -> {name: (key, value)}; weak, and outside the module, so a copy of a model never inherits it
+_PREPARED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def cached(owner: nn.Module, name: str, key, make):
+    """make() kept for `owner` under `name` until `key` changes or `forget_prepared` drops it."""
+    entries = _PREPARED.setdefault(owner, {})
+    hit = entries.get(name)
+    if hit is None or hit[0] != key:
+        hit = entries[name] = (key, make())
+    return hit[1]
+
+
+def forget_prepared(model: nn.Module) -> None:
+    """Drop everything prepared for `model` and its submodules (Seq2Seq.train calls it on every switch)."""
+    if len(_PREPARED):  # nothing prepared, as on every training step but the first after evaluation
+        for module in model.modules():
+            _PREPARED.pop(module, None)
+
+
+def prepared(owner: nn.Module, name: str, layers: Sequence[nn.Linear]) -> PreparedWeight:
+    """The layers' weights stacked along the output (one product for several layers on one input),
+    cached on `owner` under `name` until a weight or bias changes."""
+    tensors = [t for layer in layers for t in (layer.weight, layer.bias) if t is not None]
+
+    def make():
+        biases = [layer.bias for layer in layers]
+        bias = None if any(b is None for b in biases) else biases[0] if len(layers) == 1 else torch.cat(biases)
+        weight = layers[0].weight if len(layers) == 1 else torch.cat([layer.weight for layer in layers])
+        return PreparedWeight(weight, bias)
+
+    return cached(owner, name, tuple((t.data_ptr(), t._version) for t in tensors), make)
+
+
+def applies(layer: nn.Module, x: torch.Tensor) -> bool:
+    """Inference on a CPU, float weights of x's dtype, no autocast and no gradient wanted."""
+    weight = getattr(layer, "weight", None)
+    return (isinstance(weight, torch.Tensor) and weight.device.type == "cpu" and x.dtype == weight.dtype
+            and weight.is_floating_point() and not (torch.is_grad_enabled() and weight.requires_grad)
+            and not torch.is_autocast_enabled("cpu"))
+
+
+def linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """layer(x) for x (..., in) -> (..., out), by the prepared weight where it applies."""
+    if not applies(layer, x):
+        return layer(x)
+    out = prepared(layer, "weight", [layer])(x.reshape(-1, x.size(-1)))
+    return out.view(*x.shape[:-1], out.size(-1))
