@@ -10,7 +10,7 @@ from attend.models import inference_linear
 from attend.models.base import select_rows
 from attend.models.inference_linear import linear, onednn_available, prepared
 from attend.models.transformer import MultiHeadAttention
-from attend.models.transformer_step import fast_step_applies
+from attend.models.transformer_inference import fast_path_applies
 
 VARIANTS = [
     ("rnn", {}),
@@ -110,12 +110,16 @@ def test_prepared_linear_equals_linear_for_any_rows_and_follows_weight_changes(s
 
 @pytest.mark.parametrize("extra", [{}, {"norm": "post", "positions": "learned", "tie_embeddings": False}],
                          ids=["pre-norm", "post-norm-learned"])
-def test_fast_transformer_step_equals_the_module_path_through_reordering_and_weight_changes(extra):
+def test_fast_encoder_and_step_equal_the_module_path_through_reordering_and_weight_changes(extra):
     model = make("transformer", **extra)
     src, src_mask, tgt = batch()  # one sentence padded, so the cross-attention mask matters
     with torch.no_grad():
-        assert fast_step_applies(model, tgt[:, 0])
-        memory = model.encode(src, src_mask)
+        assert fast_path_applies(model, tgt[:, 0])
+        memory = model.encode(src, src_mask)  # the fast encoder pass
+        module_memory, _ = model._run_encoder(src, src_mask, False)
+        assert memory.keys() == module_memory.keys()
+        for name in memory:
+            torch.testing.assert_close(memory[name], module_memory[name], atol=1e-5, rtol=1e-4)
         fast = module = model.init_state(memory)
         for t in range(tgt.size(1)):
             fast_logits, fast, _ = model.step(tgt[:, t], fast, memory)
@@ -131,8 +135,8 @@ def test_fast_transformer_step_equals_the_module_path_through_reordering_and_wei
         fast_logits, _, _ = model.step(tgt[:, 0], model.init_state(memory), memory)
         module_logits, _, _ = model.step(tgt[:, 0], model.init_state(memory), memory, return_attention=True)
         torch.testing.assert_close(fast_logits, module_logits, atol=1e-5, rtol=1e-4)
-        assert not fast_step_applies(quantize_int8(model), tgt[:, 0])  # int8 layers keep their own path
-    assert not fast_step_applies(model, tgt[:, 0])  # with gradients on, training's path
+        assert not fast_path_applies(quantize_int8(model), tgt[:, 0])  # int8 layers keep their own path
+    assert not fast_path_applies(model, tgt[:, 0])  # with gradients on, training's path
 
 
 def test_inference_after_a_fused_adam_step_sees_the_new_weights():

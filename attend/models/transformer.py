@@ -17,7 +17,7 @@ from attend.config import ModelConfig
 from attend.data.vocab import PAD_ID
 from attend.models.base import Seq2Seq, Tensors
 from attend.models.inference_linear import linear
-from attend.models.transformer_step import fast_step, fast_step_applies
+from attend.models.transformer_inference import fast_encode, fast_path_applies, fast_step
 
 
 class MultiHeadAttention(nn.Module):
@@ -192,6 +192,8 @@ class Transformer(Seq2Seq):
             self.out.weight = self.tgt_embed.tokens.weight
 
     def encode(self, src, src_mask) -> Tensors:
+        if fast_path_applies(self, src):
+            return fast_encode(self, src, src_mask)
         memory, _ = self._run_encoder(src, src_mask, False)
         return memory
 
@@ -236,7 +238,7 @@ class Transformer(Seq2Seq):
         return {f"{kv}{i}": empty for i in range(len(self.decoder)) for kv in ("self_k", "self_v")}
 
     def step(self, prev_token, state, memory, return_attention=False):
-        if not return_attention and fast_step_applies(self, prev_token):
+        if not return_attention and fast_path_applies(self, prev_token):
             logits, new_state = fast_step(self, prev_token, state, memory)
             return logits, new_state, None
         position = state["self_k0"].size(2)
