@@ -62,6 +62,7 @@ from attend.evaluate import bleu_chrf  # noqa: E402
 from attend.inference import SearchOptions, Translator  # noqa: E402
 from attend.train import make_optimizer, prepare  # noqa: E402
 from attend.models import build_model  # noqa: E402
+from attend.models.inference_linear import onednn_available  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -148,7 +149,7 @@ def per_token_cost(model, device: torch.device, lengths=(10, 50, 100, 200)) -> l
     src = torch.randint(4, 100, (1, 20), device=device)
     src_mask = src != PAD_ID
     rows = []
-    for length in lengths:
+    for length in (min(lengths), *lengths):  # the first pass only warms up: weights prepared, kernels chosen
         memory = model.encode(src, src_mask)
         state, prev = model.init_state(memory), torch.full((1,), BOS_ID, device=device)
         synchronize(device)
@@ -166,7 +167,7 @@ def per_token_cost(model, device: torch.device, lengths=(10, 50, 100, 200)) -> l
         synchronize(device)
         rows.append({"length": length, "cached_ms": 1000 * cached,
                      "recomputed_ms": 1000 * (time.perf_counter() - started) / length})
-    return rows
+    return rows[1:]
 
 
 def main() -> None:
@@ -277,8 +278,9 @@ def decode_rows(args, result: dict) -> None:
 
 
 def output_layer_cost(layer, rows=(1, 5, 64, 128, 320), repeats: int = 7) -> list[dict]:
-    """Microseconds per product of the output layer, nn.Linear's layout against attend's CPU decoding layout,
-    for as many rows as greedy and beam-5 decoding send at batch 1 and batch 64 (the best of `repeats`)."""
+    """Microseconds per product of the output layer in the three layouts of `attend.models.inference_linear`
+    (nn.Linear's own, an (in, out) copy, oneDNN's reordered weight), for as many rows as greedy and beam-5
+    decoding send at batch 1 and batch 64 (the best of `repeats`)."""
     def best_us(fn, n):
         times = []
         for _ in range(repeats):
@@ -290,12 +292,17 @@ def output_layer_cost(layer, rows=(1, 5, 64, 128, 320), repeats: int = 7) -> lis
 
     out = []
     with torch.no_grad():
+        transposed = layer.weight.t().contiguous()  # (hidden, vocab)
+        packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight, 64) if onednn_available() else None
         for count in rows:
             x = torch.randn(count, layer.in_features)
             n = max(3, 2000 // count)
-            transposed = layer.weight.t().contiguous()  # the layout of attend's cached copy, at any row count
-            out.append({"rows": count, "linear_us": best_us(lambda: F.linear(x, layer.weight, layer.bias), n),
-                        "transposed_us": best_us(lambda: torch.addmm(layer.bias, x, transposed), n)})
+            row = {"rows": count, "linear_us": best_us(lambda: F.linear(x, layer.weight, layer.bias), n),
+                   "transposed_us": best_us(lambda: torch.addmm(layer.bias, x, transposed), n)}
+            if packed is not None:
+                row["onednn_us"] = best_us(
+                    lambda: torch.ops.mkldnn._linear_pointwise(x, packed, layer.bias, "none", [], ""), n)
+            out.append(row)
     return out
 
 
@@ -376,10 +383,12 @@ def print_tables(result: dict, args) -> None:
     for r in result.get("batch_growth", []):
         print(f"| {r['batch_tokens']} | {r['tokens_per_s']:,.0f} | {r['padding']:.1%} |")
     if "output_layer" in result:
-        print("\noutput layer, microseconds per product (nn.Linear's (vocab, hidden) weight against the cached "
-              "(hidden, vocab) copy)\n\n| rows | nn.Linear | transposed copy |\n|---:|---:|---:|")
+        print("\noutput layer, microseconds per product (nn.Linear's (vocab, hidden) weight, a (hidden, vocab) "
+              "copy, oneDNN's reordered weight)\n\n| rows | nn.Linear | (hidden, vocab) copy | oneDNN |\n"
+              "|---:|---:|---:|---:|")
         for r in result["output_layer"]:
-            print(f"| {r['rows']} | {r['linear_us']:,.0f} | {r['transposed_us']:,.0f} |")
+            onednn = f"{r['onednn_us']:,.0f}" if "onednn_us" in r else "not available"
+            print(f"| {r['rows']} | {r['linear_us']:,.0f} | {r['transposed_us']:,.0f} | {onednn} |")
     if "per_token" in result:
         print("\ndecoding cost per output token, batch 1 (ms)\n\n| output length | key/value cache | "
               "recomputing the prefix |\n|---:|---:|---:|")
