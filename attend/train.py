@@ -130,6 +130,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: learning_rate_factor(s, t, self._time_fraction()))
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.target_tokens = 0  # real target tokens trained on so far: the x axis on which runs compare
         self.best, self.bad_evals = None, 0
         self.log = _file_logger(folder / "train.log")
         limit = length_limit(config)
@@ -169,10 +170,12 @@ class Trainer:
             self.batch_in_epoch += 1
             window_loss += self._train_step(batch)  # a tensor: read back only when logged, no sync per step
             window_tokens += batch.n_src_tokens + batch.n_tgt_tokens
+            self.target_tokens += batch.n_tgt_tokens
             if self.step % t.log_every == 0:
                 window_loss = float(window_loss)
                 rate = window_tokens / max(time.time() - window_start, 1e-9)
-                self._log_metrics({"step": self.step, "epoch": self.epoch, "loss": window_loss / t.log_every,
+                self._log_metrics({"step": self.step, "epoch": self.epoch, "target_tokens": self.target_tokens,
+                                   "loss": window_loss / t.log_every,
                                    "lr": self.scheduler.get_last_lr()[0], "tokens_per_s": rate,
                                    "elapsed_s": time.time() - start})
                 if bar is not None:
@@ -256,7 +259,8 @@ class Trainer:
             self.bad_evals += 1
         checkpoint.save_training_state(self.folder, self.model, self._meta(result), self._trainer_state(),
                                        self.config.train.keep_last)
-        self._log_metrics({"step": self.step, "valid": {k: v for k, v in result.items() if not k.endswith("signature")},
+        self._log_metrics({"step": self.step, "target_tokens": self.target_tokens,
+                           "valid": {k: v for k, v in result.items() if not k.endswith("signature")},
                            "best": self.best})
         if self.pictures is not None:
             self.pictures.after_validation(self.step, result, self.loaded())
@@ -286,7 +290,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "best": self.best, "bad_evals": self.bad_evals,
+            "target_tokens": self.target_tokens, "best": self.best, "bad_evals": self.bad_evals,
             "torch_rng": torch.get_rng_state(), "python_rng": list(random.getstate()[1]),
         }
 
@@ -302,6 +306,7 @@ class Trainer:
                 self.scaler.load_state_dict(state["scaler"])
             self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
             self.best, self.bad_evals = state["best"], state["bad_evals"]
+            self.target_tokens = state.get("target_tokens", 0)  # absent from checkpoints of earlier versions
             torch.set_rng_state(state["torch_rng"])
             random.setstate((3, tuple(state["python_rng"]), None))
         except (KeyError, ValueError, RuntimeError) as e:

@@ -75,6 +75,10 @@ def test_resume_continues_exactly(tmp_path):
     a = (tmp_path / "straight/checkpoints/step-00000040/model.safetensors").read_bytes()
     b = (tmp_path / "stopped/checkpoints/step-00000040/model.safetensors").read_bytes()
     assert a == b
+    # the count of target tokens trained on carries over too, so curves of resumed runs line up
+    last_valid = lambda run: [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+                              if "valid" in line][-1]
+    assert last_valid("stopped")["target_tokens"] == last_valid("straight")["target_tokens"] > 0
 
 
 def test_training_into_an_existing_folder_is_refused(trained_folder):
