@@ -277,8 +277,11 @@ def train(python: Path, config: Path, workdir: Path, minutes: float, threads: in
     launched = time.monotonic()
     with console.open("w") as out:
         try:
+            # A shell starts background jobs (`nohup ... &`) with SIGINT ignored, children inherit that, and
+            # Python then installs no KeyboardInterrupt handler: Joey would never hear the budget's SIGINT.
             proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    env=thread_env(threads))
+                                    env=thread_env(threads),
+                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         except OSError as e:
             fail(f"joeynmt train could not start: {e}")
     loop_started = interrupted = None
