@@ -99,7 +99,7 @@ def test_prepared_linear_equals_linear_for_any_rows_and_follows_weight_changes(s
             x = torch.randn(rows, sizes[0])
             torch.testing.assert_close(linear(layer, x), layer(x), atol=1e-5, rtol=1e-4)
         if onednn_from == 0 and onednn_available():
-            assert prepared(layer, "weight", [layer])._packed is not None  # oneDNN really served the rows
+            assert prepared(layer)._packed is not None  # oneDNN really served the rows
         layer.weight.mul_(-2.0)  # what an optimizer step or a checkpoint load does: an in-place write
         for rows in (1, 3):
             x = torch.randn(2, rows, sizes[0])
@@ -135,8 +135,21 @@ def test_fast_encoder_and_step_equal_the_module_path_through_reordering_and_weig
         fast_logits, _, _ = model.step(tgt[:, 0], model.init_state(memory), memory)
         module_logits, _, _ = model.step(tgt[:, 0], model.init_state(memory), memory, return_attention=True)
         torch.testing.assert_close(fast_logits, module_logits, atol=1e-5, rtol=1e-4)
-        assert not fast_path_applies(quantize_int8(model), tgt[:, 0])  # int8 layers keep their own path
     assert not fast_path_applies(model, tgt[:, 0])  # with gradients on, training's path
+
+
+def test_an_int8_model_takes_the_fast_path_with_the_module_paths_numbers():
+    model = quantize_int8(make("transformer"))
+    src, src_mask, tgt = batch()
+    with torch.no_grad():
+        assert fast_path_applies(model, tgt[:, 0])
+        memory, (module_memory, _) = model.encode(src, src_mask), model._run_encoder(src, src_mask, False)
+        for name in memory:
+            torch.testing.assert_close(memory[name], module_memory[name], atol=1e-5, rtol=1e-4)
+        state = model.init_state(memory)
+        fast_logits, _, _ = model.step(tgt[:, 0], state, memory)
+        module_logits, _, _ = model.step(tgt[:, 0], state, memory, return_attention=True)  # module path
+    torch.testing.assert_close(fast_logits, module_logits, atol=1e-5, rtol=1e-4)
 
 
 def test_inference_after_a_fused_adam_step_sees_the_new_weights():

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 ONEDNN_MIN_ELEMENTS = 1 << 18  # a 256 x 1024 weight: below it, oneDNN's fixed cost per call outweighs its gain
+
 
 @functools.lru_cache(maxsize=None)
 def onednn_available() -> bool:
@@ -93,18 +94,10 @@ def forget_prepared(model: nn.Module) -> None:
             _PREPARED.pop(module, None)
 
 
-def prepared(owner: nn.Module, name: str, layers: Sequence[nn.Linear]) -> PreparedWeight:
-    """The layers' weights stacked along the output (one product for several layers on one input),
-    cached on `owner` under `name` until a weight or bias changes."""
-    tensors = [t for layer in layers for t in (layer.weight, layer.bias) if t is not None]
-
-    def make():
-        biases = [layer.bias for layer in layers]
-        bias = None if any(b is None for b in biases) else biases[0] if len(layers) == 1 else torch.cat(biases)
-        weight = layers[0].weight if len(layers) == 1 else torch.cat([layer.weight for layer in layers])
-        return PreparedWeight(weight, bias)
-
-    return cached(owner, name, tuple((t.data_ptr(), t._version) for t in tensors), make)
+def prepared(layer: nn.Linear) -> PreparedWeight:
+    """The layer's prepared weight, remade when its weight or bias changes."""
+    key = tuple((t.data_ptr(), t._version) for t in (layer.weight, layer.bias) if t is not None)
+    return cached(layer, "weight", key, lambda: PreparedWeight(layer.weight, layer.bias))
 
 
 def applies(layer: nn.Module, x: torch.Tensor) -> bool:
@@ -119,5 +112,5 @@ def linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """layer(x) for x (..., in) -> (..., out), by the prepared weight where it applies."""
     if not applies(layer, x):
         return layer(x)
-    out = prepared(layer, "weight", [layer])(x.reshape(-1, x.size(-1)))
+    out = prepared(layer)(x.reshape(-1, x.size(-1)))
     return out.view(*x.shape[:-1], out.size(-1))

@@ -9,8 +9,9 @@ paths compute the same functions with far fewer calls: the weights are gathered
 once into plain tensors and prepared products (`inference_linear`), query, key
 and value come from one product over a stacked weight, the cross-attention keys
 and values of every decoder layer from one more, and nothing is computed that
-search does not read. They serve inference on a CPU without attention weights;
-`Transformer` takes its module path otherwise. Memory and the key/value cache
+search does not read. They serve inference on a CPU without attention weights,
+with float weights or the int8 ones of `quantize_int8` (each int8 layer then
+runs its own kernel); `Transformer` takes its module path otherwise. Memory and the key/value cache
 have the module path's layout, so the two agree step for step
 (tests/test_models.py).
 """
@@ -22,19 +23,27 @@ from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
+from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
 from attend.models.base import Tensors
 from attend.models.inference_linear import PreparedWeight, applies, cached
 
 Norm = tuple  # a LayerNorm's (weight, bias)
+Product = Callable[[torch.Tensor], torch.Tensor]  # rows (n, in) -> (n, out): a PreparedWeight or an int8 layer
 
 
 def _norm(module) -> Norm:
     return module.weight.detach(), module.bias.detach()
 
 
-def _stacked(*layers) -> PreparedWeight:
-    """Linear layers reading the same input as one product: their weights stacked along the output."""
+def _stacked(*layers) -> Product:
+    """Linear layers reading the same input as one product, outputs side by side: float layers through
+    one prepared weight stacked along the output; int8 layers (`quantize_int8`) each through its own
+    int8 kernel, outputs concatenated."""
+    if isinstance(layers[0], Int8Linear):
+        return layers[0] if len(layers) == 1 else lambda rows: torch.cat([layer(rows) for layer in layers], dim=-1)
+    if len(layers) == 1:
+        return PreparedWeight(layers[0].weight, layers[0].bias)
     return PreparedWeight(torch.cat([layer.weight for layer in layers]), torch.cat([layer.bias for layer in layers]))
 
 
@@ -47,21 +56,21 @@ def _embedding_tables(embed):
 @dataclass
 class EncoderLayerWeights:
     norms: tuple  # (self-attention, feed-forward)
-    qkv: PreparedWeight  # d_model -> 3 * d_model: query, key, value stacked
-    out: PreparedWeight
-    ff_in: PreparedWeight
-    ff_out: PreparedWeight
+    qkv: Product  # d_model -> 3 * d_model: query, key, value stacked
+    out: Product
+    ff_in: Product
+    ff_out: Product
 
 
 @dataclass
 class DecoderLayerWeights:
     norms: tuple  # (self-attention, cross-attention, feed-forward)
-    qkv: PreparedWeight
-    self_out: PreparedWeight
-    cross_query: PreparedWeight
-    cross_out: PreparedWeight
-    ff_in: PreparedWeight
-    ff_out: PreparedWeight
+    qkv: Product
+    self_out: Product
+    cross_query: Product
+    cross_out: Product
+    ff_in: Product
+    ff_out: Product
 
 
 class EncoderWeights:
@@ -96,7 +105,7 @@ class DecoderWeights:
         ]
         self.tokens, self.scale, self.positions = _embedding_tables(model.tgt_embed)
         self.final_norm = _norm(model.decoder_norm) if model.cfg.norm == "pre" else None
-        self.out = PreparedWeight(model.out.weight, model.out.bias)
+        self.out = _stacked(model.out)
         self.eps = model.decoder[0].res_self.norm.eps
 
 
@@ -124,12 +133,17 @@ def decoder_weights(model) -> DecoderWeights:
                      DecoderWeights)
 
 
+def _servable(layer) -> bool:
+    """A float linear layer at CPU inference, or an int8 one from `quantize_int8`."""
+    weight = getattr(layer, "weight", None)
+    return isinstance(layer, Int8Linear) or (isinstance(weight, torch.Tensor) and applies(layer, weight))
+
+
 def fast_path_applies(model, tokens: torch.Tensor) -> bool:
-    """Inference on a CPU with float, unquantized linear layers (int8 models keep the module path)."""
+    """Inference on a CPU, with float or int8 linear layers."""
     layer = model.decoder[0]
     return (not model.training and not torch.is_grad_enabled() and tokens.device.type == "cpu"
-            and applies(model.out, model.out.weight) and applies(layer.ff[0], layer.ff[0].weight)
-            and applies(layer.self_attn.q, layer.self_attn.q.weight))
+            and _servable(model.out) and _servable(layer.ff[0]) and _servable(layer.self_attn.q))
 
 
 def _residual(x, norm: Norm, eps: float, pre_norm: bool, sublayer):
