@@ -11,9 +11,9 @@ and value come from one product over a stacked weight, the cross-attention keys
 and values of every decoder layer from one more, and nothing is computed that
 search does not read. They serve inference on a CPU without attention weights,
 with float weights or the int8 ones of `quantize_int8` (each int8 layer then
-runs its own kernel); `Transformer` takes its module path otherwise. Memory and the key/value cache
-have the module path's layout, so the two agree step for step
-(tests/test_models.py).
+runs its own kernel); `Transformer` takes its module path otherwise. Memory and
+the key/value cache have the module path's layout, so the two agree step for
+step (tests/test_models.py).
 """
 
 from __future__ import annotations
