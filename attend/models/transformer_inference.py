@@ -146,12 +146,14 @@ def fast_path_applies(model, tokens: torch.Tensor) -> bool:
             and _servable(model.out) and _servable(layer.ff[0]) and _servable(layer.self_attn.q))
 
 
-def _residual(x, norm: Norm, eps: float, pre_norm: bool, sublayer):
-    """Pre-norm x + f(LN(x)) or post-norm LN(x + f(x)), as `Residual` does."""
-    d = x.size(-1)
-    if pre_norm:
-        return x + sublayer(F.layer_norm(x, (d,), *norm, eps))
-    return F.layer_norm(x + sublayer(x), (d,), *norm, eps)
+def _sublayer_input(x, norm: Norm, eps: float, pre_norm: bool):
+    """What a residual block's sublayer reads: LN(x) with pre-norm, x with post-norm (as `Residual`)."""
+    return F.layer_norm(x, (x.size(-1),), *norm, eps) if pre_norm else x
+
+
+def _sublayer_added(x, out, norm: Norm, eps: float, pre_norm: bool):
+    """The block's output: x + f(...) with pre-norm, LN(x + f(x)) with post-norm (as `Residual`)."""
+    return x + out if pre_norm else F.layer_norm(x + out, (x.size(-1),), *norm, eps)
 
 
 def _key_padding(src_mask: torch.Tensor) -> Optional[torch.Tensor]:
@@ -167,14 +169,14 @@ def fast_encode(model, src: torch.Tensor, src_mask: torch.Tensor) -> Tensors:
     x = (F.embedding(src, w.tokens) * w.scale + w.positions[:length]).view(batch * length, d)  # one row per token
     mask, pre_norm = _key_padding(src_mask), w.final_norm is not None
     for layer in w.layers:
-        def self_attention(h):
-            # (rows, 3 * d_model) -> q, k, v each (batch, heads, src_len, d_k)
-            q, k, v = layer.qkv(h).view(batch, length, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (batch, heads, src_len, d_k)
-            return layer.out(out.transpose(1, 2).reshape(batch * length, d))
-
-        x = _residual(x, layer.norms[0], w.eps, pre_norm, self_attention)
-        x = _residual(x, layer.norms[1], w.eps, pre_norm, lambda h: layer.ff_out(torch.relu(layer.ff_in(h))))
+        h = _sublayer_input(x, layer.norms[0], w.eps, pre_norm)
+        # (rows, 3 * d_model) -> q, k, v each (batch, heads, src_len, d_k)
+        q, k, v = layer.qkv(h).view(batch, length, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (batch, heads, src_len, d_k)
+        out = out.transpose(1, 2).reshape(batch * length, d)  # one row per token again
+        x = _sublayer_added(x, layer.out(out), layer.norms[0], w.eps, pre_norm)
+        h = _sublayer_input(x, layer.norms[1], w.eps, pre_norm)
+        x = _sublayer_added(x, layer.ff_out(torch.relu(layer.ff_in(h))), layer.norms[1], w.eps, pre_norm)
     if pre_norm:
         x = F.layer_norm(x, (d,), *w.final_norm, w.eps)
     # (rows, layers * 2 * d_model) -> (layers, 2, batch, heads, src_len, d_k)
@@ -194,20 +196,20 @@ def fast_step(model, prev_token: torch.Tensor, state: Tensors, memory: Tensors):
     cross_mask, pre_norm = _key_padding(memory["src_mask"]), w.final_norm is not None
     new_state = {}
     for i, layer in enumerate(w.layers):
-        def self_attention(h):
-            q, k, v = layer.qkv(h).view(batch, 3, heads, 1, -1).unbind(1)  # each (batch, heads, 1, d_k)
-            keys = new_state[f"self_k{i}"] = torch.cat([state[f"self_k{i}"], k], dim=2)
-            values = new_state[f"self_v{i}"] = torch.cat([state[f"self_v{i}"], v], dim=2)
-            return layer.self_out(F.scaled_dot_product_attention(q, keys, values).view(batch, d))
+        h = _sublayer_input(x, layer.norms[0], w.eps, pre_norm)
+        q, k, v = layer.qkv(h).view(batch, 3, heads, 1, -1).unbind(1)  # each (batch, heads, 1, d_k)
+        keys = new_state[f"self_k{i}"] = torch.cat([state[f"self_k{i}"], k], dim=2)
+        values = new_state[f"self_v{i}"] = torch.cat([state[f"self_v{i}"], v], dim=2)
+        out = F.scaled_dot_product_attention(q, keys, values).view(batch, d)
+        x = _sublayer_added(x, layer.self_out(out), layer.norms[0], w.eps, pre_norm)
 
-        def cross_attention(h):
-            q = layer.cross_query(h).view(batch, heads, 1, -1)
-            out = F.scaled_dot_product_attention(q, memory[f"cross_k{i}"], memory[f"cross_v{i}"], attn_mask=cross_mask)
-            return layer.cross_out(out.view(batch, d))
+        h = _sublayer_input(x, layer.norms[1], w.eps, pre_norm)
+        q = layer.cross_query(h).view(batch, heads, 1, -1)
+        out = F.scaled_dot_product_attention(q, memory[f"cross_k{i}"], memory[f"cross_v{i}"], attn_mask=cross_mask)
+        x = _sublayer_added(x, layer.cross_out(out.view(batch, d)), layer.norms[1], w.eps, pre_norm)
 
-        x = _residual(x, layer.norms[0], w.eps, pre_norm, self_attention)
-        x = _residual(x, layer.norms[1], w.eps, pre_norm, cross_attention)
-        x = _residual(x, layer.norms[2], w.eps, pre_norm, lambda h: layer.ff_out(torch.relu(layer.ff_in(h))))
+        h = _sublayer_input(x, layer.norms[2], w.eps, pre_norm)
+        x = _sublayer_added(x, layer.ff_out(torch.relu(layer.ff_in(h))), layer.norms[2], w.eps, pre_norm)
     if pre_norm:
         x = F.layer_norm(x, (d,), *w.final_norm, w.eps)
     return w.out(x), new_state
