@@ -93,7 +93,7 @@ def test_fused_attention_equals_explicit_softmax():
 def test_prepared_linear_equals_linear_for_any_rows_and_follows_weight_changes(sizes, onednn_from, monkeypatch):
     monkeypatch.setattr(inference_linear, "ONEDNN_MIN_ELEMENTS", onednn_from)  # which library serves several rows
     torch.manual_seed(0)
-    layer = torch.nn.Linear(*sizes)
+    layer = torch.nn.Linear(*sizes).eval()
     with torch.no_grad():
         for rows in (1, 3, 70):
             x = torch.randn(rows, sizes[0])
@@ -150,6 +150,21 @@ def test_an_int8_model_takes_the_fast_path_with_the_module_paths_numbers():
         fast_logits, _, _ = model.step(tgt[:, 0], state, memory)
         module_logits, _, _ = model.step(tgt[:, 0], state, memory, return_attention=True)  # module path
     torch.testing.assert_close(fast_logits, module_logits, atol=1e-5, rtol=1e-4)
+
+
+def test_only_fp32_evaluation_without_gradients_takes_the_prepared_paths():
+    model = make("transformer")
+    src, src_mask, tgt = batch()
+    with torch.no_grad():
+        assert fast_path_applies(model, tgt[:, 0])
+        model.train()
+        assert not fast_path_applies(model, tgt[:, 0]) and not inference_linear.applies(model.out, tgt.float())
+        model.eval()
+        for dtype in (torch.float64, torch.bfloat16):  # the module path serves other dtypes
+            other = make("transformer").to(dtype)
+            assert not fast_path_applies(other, tgt[:, 0])
+            logits = other(src, src_mask, tgt)
+            assert logits.dtype == dtype and torch.isfinite(logits).all()
 
 
 def test_inference_after_a_fused_adam_step_sees_the_new_weights():

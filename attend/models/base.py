@@ -55,9 +55,11 @@ class Seq2Seq(nn.Module):
         return logits, ({"cross": cross} if cross is not None else {})
 
     def train(self, mode: bool = True) -> "Seq2Seq":
-        """Switch mode, and forget weights prepared for inference: training may change the weights
-        without counting versions (`inference_linear`)."""
-        forget_prepared(self)
+        """Switch mode. Entering or leaving training forgets the weights prepared for inference,
+        since training may change weights without counting versions (`inference_linear`); an
+        eval() on a model already in evaluation mode, as each translate call makes, keeps them."""
+        if mode or any(module.training for module in self.modules()):
+            forget_prepared(self)
         return super().train(mode)
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:

@@ -17,12 +17,14 @@ needed:
   goes through `torch.ops.mkldnn._linear_pointwise`, the call torch.compile
   makes for frozen linear layers on a CPU; it is probed once per process and,
   if missing or wrong, the (in, out) copy serves every row count.
-A prepared weight is remade whenever a weight or bias changes its storage or
-version counter (loading and averaging write in place, which counts), and it is
-forgotten whenever a model switches between training and evaluation: PyTorch's
-fused Adam updates weights without counting versions (measured, 2.13 CPU), so
-the counter alone would let validation read the weights of an earlier step.
-Training, gradients, GPUs, autocast and quantized layers take the module's path.
+A prepared weight serves only layers in evaluation mode without gradients. It is
+remade whenever a weight or bias changes its storage or version counter (loading
+and averaging write in place, which counts; writes through `.data` do not, and
+attend makes none), and it is forgotten whenever a model enters training mode or
+leaves it: PyTorch's fused Adam updates weights without counting versions
+(measured, 2.13 CPU), so the counter alone would let validation read the
+weights of an earlier step. Training, gradients, GPUs, autocast, dtypes other
+than fp32 and quantized layers take the module's path.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def cached(owner: nn.Module, name: str, key, make):
 
 
 def forget_prepared(model: nn.Module) -> None:
-    """Drop everything prepared for `model` and its submodules (Seq2Seq.train calls it on every switch)."""
+    """Drop everything prepared for `model` and its submodules (Seq2Seq.train calls it)."""
     if len(_PREPARED):  # nothing prepared, as on every training step but the first after evaluation
         for module in model.modules():
             _PREPARED.pop(module, None)
@@ -101,10 +103,11 @@ def prepared(layer: nn.Linear) -> PreparedWeight:
 
 
 def applies(layer: nn.Module, x: torch.Tensor) -> bool:
-    """Inference on a CPU, float weights of x's dtype, no autocast and no gradient wanted."""
+    """Inference: a layer in evaluation mode on a CPU, fp32 weights and input (the layouts above were
+    measured, and oneDNN's path probed, for fp32 only), no autocast, no gradient wanted."""
     weight = getattr(layer, "weight", None)
-    return (isinstance(weight, torch.Tensor) and weight.device.type == "cpu" and x.dtype == weight.dtype
-            and weight.is_floating_point() and not (torch.is_grad_enabled() and weight.requires_grad)
+    return (isinstance(weight, torch.Tensor) and not layer.training and not torch.is_grad_enabled()
+            and weight.device.type == "cpu" and weight.dtype == torch.float32 and x.dtype == torch.float32
             and not torch.is_autocast_enabled("cpu"))
 
 
