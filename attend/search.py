@@ -97,7 +97,7 @@ def _single_path(model, src, src_mask, max_len, choose: Callable, return_attenti
         if len(ended) == len(active):
             break
         if ended:
-            keep_rows = sorted(set(range(len(active))) - set(ended))
+            keep_rows = [row for row in range(len(active)) if row not in ended]
             active = [active[r] for r in keep_rows]
             soonest = int(limits[active].min())
             keep = torch.tensor(keep_rows, device=src.device)

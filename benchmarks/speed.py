@@ -62,7 +62,7 @@ from attend.evaluate import bleu_chrf  # noqa: E402
 from attend.inference import SearchOptions, Translator  # noqa: E402
 from attend.train import make_optimizer, prepare  # noqa: E402
 from attend.models import build_model  # noqa: E402
-from attend.models.inference_linear import onednn_available  # noqa: E402
+from attend.models.inference_linear import onednn_available, onednn_linear, onednn_reorder  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -293,15 +293,14 @@ def output_layer_cost(layer, rows=(1, 5, 64, 128, 320), repeats: int = 7) -> lis
     out = []
     with torch.no_grad():
         transposed = layer.weight.t().contiguous()  # (hidden, vocab)
-        packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight, 64) if onednn_available() else None
+        packed = onednn_reorder(layer.weight) if onednn_available() else None
         for count in rows:
             x = torch.randn(count, layer.in_features)
             n = max(3, 2000 // count)
             row = {"rows": count, "linear_us": best_us(lambda: F.linear(x, layer.weight, layer.bias), n),
                    "transposed_us": best_us(lambda: torch.addmm(layer.bias, x, transposed), n)}
             if packed is not None:
-                row["onednn_us"] = best_us(
-                    lambda: torch.ops.mkldnn._linear_pointwise(x, packed, layer.bias, "none", [], ""), n)
+                row["onednn_us"] = best_us(lambda: onednn_linear(x, packed, layer.bias), n)
             out.append(row)
     return out
 

@@ -40,14 +40,23 @@ from torch import nn
 ONEDNN_MIN_ELEMENTS = 1 << 18  # a 256 x 1024 weight: below it, oneDNN's fixed cost per call outweighs its gain
 
 
+def onednn_reorder(weight: torch.Tensor) -> torch.Tensor:
+    """W (out, in) in oneDNN's layout for products with up to 64 rows at a time."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight, 64)
+
+
+def onednn_linear(rows: torch.Tensor, reordered: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """rows (n, in) @ W^T + b by oneDNN, W given by `onednn_reorder`."""
+    return torch.ops.mkldnn._linear_pointwise(rows, reordered, bias, "none", [], "")
+
+
 @functools.lru_cache(maxsize=None)
 def onednn_available() -> bool:
     """Whether oneDNN's reordered-weight product exists here and gives nn.Linear's numbers."""
     try:
         weight, bias, x = torch.randn(24, 16), torch.randn(24), torch.randn(3, 16)
         with torch.no_grad():
-            packed = torch.ops.mkldnn._reorder_linear_weight(weight, 64)
-            out = torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+            out = onednn_linear(x, onednn_reorder(weight), bias)
         return bool(torch.allclose(out, F.linear(x, weight, bias), atol=1e-4, rtol=1e-4))
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
@@ -65,8 +74,8 @@ class PreparedWeight:
         """rows (n, in) -> (n, out)."""
         if rows.size(0) > 1 and self.weight.numel() >= ONEDNN_MIN_ELEMENTS and onednn_available():
             if self._packed is None:
-                self._packed = torch.ops.mkldnn._reorder_linear_weight(self.weight, 64)
-            return torch.ops.mkldnn._linear_pointwise(rows, self._packed, self.bias, "none", [], "")
+                self._packed = onednn_reorder(self.weight)
+            return onednn_linear(rows, self._packed, self.bias)
         if self.weight.size(1) > self.weight.size(0):  # narrowing: (out, in) is the faster layout
             return F.linear(rows, self.weight, self.bias)
         if self._transposed is None:
