@@ -46,11 +46,20 @@ def _limits(max_len, batch: int) -> torch.Tensor:
     return torch.as_tensor(max_len, dtype=torch.long).cpu().expand(batch).clone()
 
 
+_NEVER: dict = {}  # device -> (PAD_ID, BOS_ID) as an index tensor, made once: a step costs one call
+
+
+def _never_generated(device: torch.device) -> torch.Tensor:
+    index = _NEVER.get(device)
+    if index is None:
+        index = _NEVER[device] = torch.tensor([PAD_ID, BOS_ID], device=device)
+    return index
+
+
 def _log_probs(logits: torch.Tensor, last_step: Optional[torch.Tensor]) -> torch.Tensor:
     """log-softmax with the tokens that may never appear (PAD, BOS) set to -inf; rows at their
     last allowed step (`last_step`, bool per row, or None when there are none) may only end."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    logp[:, PAD_ID] = logp[:, BOS_ID] = float("-inf")
+    logp = torch.log_softmax(logits.float(), dim=-1).index_fill_(1, _never_generated(logits.device), float("-inf"))
     if last_step is not None and bool(last_step.any()):
         rows = last_step.to(logp.device)
         eos = logp[:, EOS_ID].clone()

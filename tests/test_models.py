@@ -10,7 +10,7 @@ from attend.models import inference_linear
 from attend.models.base import select_rows
 from attend.models.inference_linear import linear, onednn_available, prepared
 from attend.models.transformer import MultiHeadAttention
-from attend.models.transformer_inference import fast_path_applies
+from attend.models.transformer_inference import fast_path_applies, step_weights
 
 VARIANTS = [
     ("rnn", {}),
@@ -108,6 +108,25 @@ def test_prepared_linear_equals_linear_for_any_rows_and_follows_weight_changes(s
     assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_one_row_in_thread_blocks_equals_linear(threads, monkeypatch):
+    monkeypatch.setattr(inference_linear, "BLOCKS_MIN_ELEMENTS", 0)  # every weight in blocks, one per thread
+    torch.manual_seed(0)
+    before = torch.get_num_threads()
+    try:
+        for sizes in [(16, 50), (50, 17), (8, 3)]:  # 17 and 3 columns do not split evenly: padded blocks
+            layer = torch.nn.Linear(*sizes).eval()
+            with torch.no_grad():
+                for n in (1, threads):
+                    torch.set_num_threads(n)  # blocks are remade for a new thread count
+                    x = torch.randn(1, sizes[0])
+                    torch.testing.assert_close(linear(layer, x), layer(x), atol=1e-5, rtol=1e-4)
+                torch.set_num_threads(threads)
+                assert prepared(layer)._blocks[1].size(0) == threads
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("extra", [{}, {"norm": "post", "positions": "learned", "tie_embeddings": False}],
                          ids=["pre-norm", "post-norm-learned"])
 def test_fast_encoder_and_step_equal_the_module_path_through_reordering_and_weight_changes(extra):
@@ -131,11 +150,43 @@ def test_fast_encoder_and_step_equal_the_module_path_through_reordering_and_weig
                 rows = torch.tensor([2, 0, 0])
                 memory, fast, module = select_rows(memory, rows), select_rows(fast, rows), select_rows(module, rows)
         for p in model.decoder.parameters():
-            p.mul_(0.5)  # the gathered weights must follow
+            p.mul_(0.5)  # the gathered weights must follow, from the next encoder pass on
+        memory = model.encode(src, src_mask)
         fast_logits, _, _ = model.step(tgt[:, 0], model.init_state(memory), memory)
         module_logits, _, _ = model.step(tgt[:, 0], model.init_state(memory), memory, return_attention=True)
         torch.testing.assert_close(fast_logits, module_logits, atol=1e-5, rtol=1e-4)
     assert not fast_path_applies(model, tgt[:, 0])  # with gradients on, training's path
+
+
+@pytest.mark.parametrize("sentences", [1, 2])
+def test_folded_cross_attention_steps_equal_the_module_path(sentences):
+    model = make("transformer")  # d_model 32, 4 heads: folding pays for up to 10 source tokens in all
+    src, src_mask, tgt = batch()
+    src, src_mask, tgt = src[:sentences, :5], src_mask[:sentences, :5].clone(), tgt[:sentences]
+    src_mask[-1, 3:] = False  # the last sentence padded
+    with torch.no_grad():
+        memory = model.encode(src, src_mask)
+        assert "cross_scores0" in memory  # folded
+        rows = torch.tensor([0] * 3 + [sentences - 1] * 2)  # beams of both sentences
+        memory = select_rows(memory, rows)
+        fast = module = model.init_state(memory)
+        for t in range(tgt.size(1)):
+            fast_logits, fast, _ = model.step(tgt[rows, t], fast, memory)
+            module_logits, module, _ = model.step(tgt[rows, t], module, memory, return_attention=True)
+            torch.testing.assert_close(fast_logits, module_logits, atol=1e-5, rtol=1e-4)
+        long = torch.randint(4, 20, (sentences, 12))
+        assert "cross_scores0" not in model.encode(long, long != 0)  # too long to pay: keys and values
+
+
+def test_steps_after_a_module_path_encoder_pass_take_the_module_path():
+    model = make("transformer")
+    src, src_mask, tgt = batch()
+    with torch.no_grad():
+        model.encode(src, src_mask)
+        assert step_weights(model, tgt[:, 0]) is not None
+    model.encode(src, src_mask)  # with gradients: the module path
+    with torch.no_grad():
+        assert step_weights(model, tgt[:, 0]) is None
 
 
 def test_an_int8_model_takes_the_fast_path_with_the_module_paths_numbers():

@@ -17,7 +17,8 @@ from attend.config import ModelConfig
 from attend.data.vocab import PAD_ID
 from attend.models.base import Seq2Seq, Tensors
 from attend.models.inference_linear import linear
-from attend.models.transformer_inference import fast_encode, fast_path_applies, fast_step
+from attend.models.transformer_inference import (fast_encode, fast_path_applies, fast_step,
+                                                 forget_step_weights, step_weights)
 
 
 class MultiHeadAttention(nn.Module):
@@ -193,7 +194,8 @@ class Transformer(Seq2Seq):
 
     def encode(self, src, src_mask) -> Tensors:
         if fast_path_applies(self, src):
-            return fast_encode(self, src, src_mask)
+            return fast_encode(self, src, src_mask)  # and readies the weights of the fast steps
+        forget_step_weights(self)  # this memory's steps take the module path too
         memory, _ = self._run_encoder(src, src_mask, False)
         return memory
 
@@ -238,8 +240,9 @@ class Transformer(Seq2Seq):
         return {f"{kv}{i}": empty for i in range(len(self.decoder)) for kv in ("self_k", "self_v")}
 
     def step(self, prev_token, state, memory, return_attention=False):
-        if not return_attention and fast_path_applies(self, prev_token):
-            logits, new_state = fast_step(self, prev_token, state, memory)
+        weights = None if return_attention else step_weights(self, prev_token)
+        if weights is not None:
+            logits, new_state = fast_step(self, weights, prev_token, state, memory)
             return logits, new_state, None
         position = state["self_k0"].size(2)
         x = self.tgt_embed(prev_token[:, None], start=position)  # (batch, 1, d_model)

@@ -26,13 +26,15 @@ import torch.nn.functional as F
 from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
 from attend.models.base import Tensors
-from attend.models.inference_linear import PreparedWeight, applies, cached
+from attend.models.inference_linear import PreparedWeight, applies, cached, forget, kept
 
 Norm = tuple  # a LayerNorm's (weight, bias)
+STEP_WEIGHTS = "decoder for steps"  # where `fast_encode` leaves the weights for the steps that follow
 Product = Callable[[torch.Tensor], torch.Tensor]  # rows (n, in) -> (n, out): a PreparedWeight or an int8 layer
 
 
 def _norm(module) -> Norm:
+    """A module's (weight, bias), detached: a LayerNorm's, or a Linear's for folding."""
     return module.weight.detach(), module.bias.detach()
 
 
@@ -45,6 +47,11 @@ def _stacked(*layers) -> Product:
     if len(layers) == 1:
         return PreparedWeight(layers[0].weight, layers[0].bias)
     return PreparedWeight(torch.cat([layer.weight for layer in layers]), torch.cat([layer.bias for layer in layers]))
+
+
+def _output_bias(layer) -> torch.Tensor:
+    """A float or int8 Linear's bias."""
+    return layer.bias().detach() if callable(layer.bias) else layer.bias.detach()
 
 
 def _embedding_tables(embed):
@@ -69,6 +76,7 @@ class DecoderLayerWeights:
     self_out: Product
     cross_query: Product
     cross_out: Product
+    cross_output_bias: torch.Tensor  # added to the folded cross-attention's output
     ff_in: Product
     ff_out: Product
 
@@ -88,6 +96,10 @@ class EncoderWeights:
         self.final_norm = _norm(model.encoder_norm) if model.cfg.norm == "pre" else None
         # every decoder layer's cross-attention keys and values come from the encoder states: one product
         self.cross_kv = _stacked(*(layer.cross_attn.kv for layer in model.decoder))
+        # each decoder layer's cross-attention query and output weights, (weight, bias) each, for folding
+        # into a sentence's keys and values (`fold_cross_attention`); float weights only
+        self.cross_query_output = None if isinstance(model.decoder[0].cross_attn.q, Int8Linear) else [
+            (_norm(layer.cross_attn.q), _norm(layer.cross_attn.o)) for layer in model.decoder]
         self.eps = model.encoder[0].res_attn.norm.eps
 
 
@@ -100,6 +112,7 @@ class DecoderWeights:
                 norms=(_norm(layer.res_self.norm), _norm(layer.res_cross.norm), _norm(layer.res_ff.norm)),
                 qkv=_stacked(layer.self_attn.q, layer.self_attn.kv), self_out=_stacked(layer.self_attn.o),
                 cross_query=_stacked(layer.cross_attn.q), cross_out=_stacked(layer.cross_attn.o),
+                cross_output_bias=_output_bias(layer.cross_attn.o),
                 ff_in=_stacked(layer.ff[0]), ff_out=_stacked(layer.ff[3]))
             for layer in model.decoder
         ]
@@ -125,7 +138,7 @@ def _gathered(model, name: str, parts: Callable[[], list], make: Callable):
 
 def encoder_weights(model) -> EncoderWeights:
     return _gathered(model, "encoder", lambda: [model.src_embed, model.encoder, model.encoder_norm]
-                     + [layer.cross_attn.kv for layer in model.decoder], EncoderWeights)
+                     + [layer.cross_attn for layer in model.decoder], EncoderWeights)
 
 
 def decoder_weights(model) -> DecoderWeights:
@@ -146,6 +159,25 @@ def fast_path_applies(model, tokens: torch.Tensor) -> bool:
             and _servable(model.out) and _servable(layer.ff[0]) and _servable(layer.self_attn.q))
 
 
+def step_weights(model, tokens: torch.Tensor) -> Optional[DecoderWeights]:
+    """The decoder weights for a fast step, or None where the module path must take it.
+
+    Checking the layers and every weight's version costs ~100 us in Python, a
+    few percent of a step at batch 1, so `fast_encode` checks them once for
+    the search that follows and leaves the weights here; a step checks only
+    what can change between steps. A step thus uses the weights of its
+    memory's encoder pass (its keys and values come from that pass anyway).
+    """
+    if model.training or torch.is_grad_enabled() or tokens.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+        return None
+    return kept(model, STEP_WEIGHTS)
+
+
+def forget_step_weights(model) -> None:
+    """After an encoder pass on the module path: its steps take that path too."""
+    forget(model, STEP_WEIGHTS)
+
+
 def _sublayer_input(x, norm: Norm, eps: float, pre_norm: bool):
     """What a residual block's sublayer reads: LN(x) with pre-norm, x with post-norm (as `Residual`)."""
     return F.layer_norm(x, (x.size(-1),), *norm, eps) if pre_norm else x
@@ -161,9 +193,45 @@ def _key_padding(src_mask: torch.Tensor) -> Optional[torch.Tensor]:
     return None if bool(src_mask.all()) else src_mask[:, None, None, :]
 
 
+def fold_cross_attention(query: Norm, output: Norm, keys: torch.Tensor, values: torch.Tensor,
+                         src_mask: torch.Tensor) -> tuple:
+    """One decoder layer's cross-attention for one sentence's keys and values, its query and output
+    products folded in: what a step then reads is these per-sentence matrices instead of two weights.
+
+    With head h's query weight Wq_h (d_k, d_model), scores are
+    (x Wq_h^T + bq_h) k_h^T / sqrt(d_k) = x (Wq_h^T k_h^T / sqrt(d_k)) + bq_h k_h^T / sqrt(d_k),
+    and the output, concat_h(p_h v_h) Wo^T + bo = sum_h p_h (v_h Wo_h^T) + bo with Wo_h the
+    output weight's d_k columns of head h. Stacking the heads, a step is one product to scores, one
+    softmax per head and one product to the output. Padding gets a score bias of -inf.
+
+    query, output: (weight, bias) of the layer's query and output Linear; keys, values
+    (batch, heads, src_len, d_k); src_mask (batch, src_len). Returns the score matrix
+    (batch, d_model, heads * src_len), the score bias (batch, 1, heads * src_len) and the value
+    matrix (batch, heads * src_len, d_model).
+    """
+    (wq, bq), (wo, _) = query, output
+    batch, heads, length, d_k = keys.shape
+    d_model, scale = wq.size(1), d_k ** -0.5
+    scores = torch.einsum("hkd,bhsk->bdhs", wq.view(heads, d_k, d_model) * scale, keys)
+    bias = torch.einsum("hk,bhsk->bhs", bq.view(heads, d_k) * scale, keys)
+    bias = bias.masked_fill(~src_mask[:, None, :], float("-inf"))
+    values = torch.einsum("bhsk,dhk->bhsd", values, wo.view(d_model, heads, d_k))
+    return (scores.reshape(batch, d_model, heads * length), bias.reshape(batch, 1, heads * length),
+            values.reshape(batch, heads * length, d_model))
+
+
+def _folding_pays(batch: int, length: int, heads: int, d_model: int) -> bool:
+    """Whether a step reads fewer numbers from folded matrices (batch * 2 * heads * src_len * d_model)
+    than from the query and output weights plus keys and values (2 * d_model^2 + batch * 2 * src_len *
+    d_model), so in practice: one sentence or a few short ones. At batch 1 every weight read counts."""
+    return batch * length * (heads - 1) <= d_model
+
+
 def fast_encode(model, src: torch.Tensor, src_mask: torch.Tensor) -> Tensors:
-    """src (batch, src_len) -> the memory `Transformer.encode` gives."""
+    """src (batch, src_len) -> the memory `Transformer.encode` gives; readies the steps' weights."""
     w = encoder_weights(model)
+    steps = decoder_weights(model)
+    cached(model, STEP_WEIGHTS, steps, lambda: steps)
     batch, length = src.shape
     d, heads = model.cfg.hidden_size, model.cfg.heads
     x = (F.embedding(src, w.tokens) * w.scale + w.positions[:length]).view(batch * length, d)  # one row per token
@@ -184,16 +252,21 @@ def fast_encode(model, src: torch.Tensor, src_mask: torch.Tensor) -> Tensors:
     memory = {"states": x.view(batch, length, d), "src_mask": src_mask}
     for i in range(cross.size(0)):
         memory[f"cross_k{i}"], memory[f"cross_v{i}"] = cross[i, 0], cross[i, 1]
+    if w.cross_query_output is not None and _folding_pays(batch, length, heads, d):
+        for i, (query, output) in enumerate(w.cross_query_output):
+            folded = fold_cross_attention(query, output, cross[i, 0], cross[i, 1], src_mask)
+            memory[f"cross_scores{i}"], memory[f"cross_bias{i}"], memory[f"cross_values{i}"] = folded
     return memory
 
 
-def fast_step(model, prev_token: torch.Tensor, state: Tensors, memory: Tensors):
-    """prev_token (batch,) -> logits (batch, vocab), the state one position longer."""
-    w = decoder_weights(model)
+def fast_step(model, w: DecoderWeights, prev_token: torch.Tensor, state: Tensors, memory: Tensors):
+    """prev_token (batch,) -> logits (batch, vocab), the state one position longer, by the weights
+    `step_weights` gives."""
     batch, d, heads = prev_token.size(0), model.cfg.hidden_size, model.cfg.heads
     position = state["self_k0"].size(2)
     x = F.embedding(prev_token, w.tokens) * w.scale + w.positions[position]  # (batch, d_model)
-    cross_mask, pre_norm = _key_padding(memory["src_mask"]), w.final_norm is not None
+    folded, pre_norm = "cross_scores0" in memory, w.final_norm is not None
+    cross_mask = None if folded else _key_padding(memory["src_mask"])
     new_state = {}
     for i, layer in enumerate(w.layers):
         h = _sublayer_input(x, layer.norms[0], w.eps, pre_norm)
@@ -204,9 +277,16 @@ def fast_step(model, prev_token: torch.Tensor, state: Tensors, memory: Tensors):
         x = _sublayer_added(x, layer.self_out(out), layer.norms[0], w.eps, pre_norm)
 
         h = _sublayer_input(x, layer.norms[1], w.eps, pre_norm)
-        q = layer.cross_query(h).view(batch, heads, 1, -1)
-        out = F.scaled_dot_product_attention(q, memory[f"cross_k{i}"], memory[f"cross_v{i}"], attn_mask=cross_mask)
-        x = _sublayer_added(x, layer.cross_out(out.view(batch, d)), layer.norms[1], w.eps, pre_norm)
+        if folded:  # by fast_encode
+            scores = torch.baddbmm(memory[f"cross_bias{i}"], h.view(batch, 1, d), memory[f"cross_scores{i}"])
+            weights = torch.softmax(scores.view(batch, heads, -1), dim=-1).view(batch, 1, -1)
+            out = torch.baddbmm(layer.cross_output_bias, weights, memory[f"cross_values{i}"]).view(batch, d)
+        else:
+            q = layer.cross_query(h).view(batch, heads, 1, -1)
+            out = F.scaled_dot_product_attention(q, memory[f"cross_k{i}"], memory[f"cross_v{i}"],
+                                                 attn_mask=cross_mask)
+            out = layer.cross_out(out.view(batch, d))
+        x = _sublayer_added(x, out, layer.norms[1], w.eps, pre_norm)
 
         h = _sublayer_input(x, layer.norms[2], w.eps, pre_norm)
         x = _sublayer_added(x, layer.ff_out(torch.relu(layer.ff_in(h))), layer.norms[2], w.eps, pre_norm)
