@@ -166,7 +166,7 @@ def test_folded_cross_attention_steps_equal_the_module_path(sentences):
     src_mask[-1, 3:] = False  # the last sentence padded
     with torch.no_grad():
         memory = model.encode(src, src_mask)
-        assert "cross_scores0" in memory  # folded
+        assert "cross_keys_folded0" in memory  # folded
         rows = torch.tensor([0] * 3 + [sentences - 1] * 2)  # beams of both sentences
         memory = select_rows(memory, rows)
         fast = module = model.init_state(memory)
@@ -175,7 +175,7 @@ def test_folded_cross_attention_steps_equal_the_module_path(sentences):
             module_logits, module, _ = model.step(tgt[rows, t], module, memory, return_attention=True)
             torch.testing.assert_close(fast_logits, module_logits, atol=1e-5, rtol=1e-4)
         long = torch.randint(4, 20, (sentences, 12))
-        assert "cross_scores0" not in model.encode(long, long != 0)  # too long to pay: keys and values
+        assert "cross_keys_folded0" not in model.encode(long, long != 0)  # too long to pay: keys and values
 
 
 def test_steps_after_a_module_path_encoder_pass_take_the_module_path():

@@ -34,7 +34,7 @@ Product = Callable[[torch.Tensor], torch.Tensor]  # rows (n, in) -> (n, out): a 
 
 
 def _norm(module) -> Norm:
-    """A module's (weight, bias), detached: a LayerNorm's, or a Linear's for folding."""
+    """A LayerNorm's (weight, bias), detached."""
     return module.weight.detach(), module.bias.detach()
 
 
@@ -96,10 +96,10 @@ class EncoderWeights:
         self.final_norm = _norm(model.encoder_norm) if model.cfg.norm == "pre" else None
         # every decoder layer's cross-attention keys and values come from the encoder states: one product
         self.cross_kv = _stacked(*(layer.cross_attn.kv for layer in model.decoder))
-        # each decoder layer's cross-attention query and output weights, (weight, bias) each, for folding
-        # into a sentence's keys and values (`fold_cross_attention`); float weights only
-        self.cross_query_output = None if isinstance(model.decoder[0].cross_attn.q, Int8Linear) else [
-            (_norm(layer.cross_attn.q), _norm(layer.cross_attn.o)) for layer in model.decoder]
+        # every decoder layer's cross-attention query and output weights, for folding into a sentence's
+        # keys and values (`fold_cross_attention`); float weights only
+        self.cross_folding = None if isinstance(model.decoder[0].cross_attn.q, Int8Linear) else CrossFolding(
+            [layer.cross_attn for layer in model.decoder], model.cfg.heads)
         self.eps = model.encoder[0].res_attn.norm.eps
 
 
@@ -193,31 +193,39 @@ def _key_padding(src_mask: torch.Tensor) -> Optional[torch.Tensor]:
     return None if bool(src_mask.all()) else src_mask[:, None, None, :]
 
 
-def fold_cross_attention(query: Norm, output: Norm, keys: torch.Tensor, values: torch.Tensor,
-                         src_mask: torch.Tensor) -> tuple:
-    """One decoder layer's cross-attention for one sentence's keys and values, its query and output
+class CrossFolding:
+    """Every decoder layer's cross-attention query and output weights, arranged by head for folding:
+    (layers, 2, heads, d_k, d_model), the query's Wq_h / sqrt(d_k) and the output's Wo_h^T, and the
+    query bias (layers, 1, heads, d_k, 1), divided by sqrt(d_k)."""
+
+    def __init__(self, attentions, heads: int):
+        d_model = attentions[0].q.weight.size(1)
+        d_k = d_model // heads
+        scale = d_k ** -0.5  # scaled dot-product attention's 1 / sqrt(d_k), folded in once
+        self.weights = torch.stack([torch.stack([a.q.weight.detach().view(heads, d_k, d_model) * scale,
+                                                 a.o.weight.detach().t().reshape(heads, d_k, d_model)])
+                                    for a in attentions])
+        self.query_bias = torch.stack([a.q.bias.detach().view(1, heads, d_k, 1) * scale for a in attentions])
+
+
+def fold_cross_attention(folding: CrossFolding, keys_values: torch.Tensor, src_mask: torch.Tensor):
+    """Each decoder layer's cross-attention for each sentence's keys and values, its query and output
     products folded in: what a step then reads is these per-sentence matrices instead of two weights.
 
     With head h's query weight Wq_h (d_k, d_model), scores are
-    (x Wq_h^T + bq_h) k_h^T / sqrt(d_k) = x (Wq_h^T k_h^T / sqrt(d_k)) + bq_h k_h^T / sqrt(d_k),
+    (x Wq_h^T + bq_h) k_h^T / sqrt(d_k) = x (k_h Wq_h / sqrt(d_k))^T + bq_h k_h^T / sqrt(d_k),
     and the output, concat_h(p_h v_h) Wo^T + bo = sum_h p_h (v_h Wo_h^T) + bo with Wo_h the
     output weight's d_k columns of head h. Stacking the heads, a step is one product to scores, one
     softmax per head and one product to the output. Padding gets a score bias of -inf.
 
-    query, output: (weight, bias) of the layer's query and output Linear; keys, values
-    (batch, heads, src_len, d_k); src_mask (batch, src_len). Returns the score matrix
-    (batch, d_model, heads * src_len), the score bias (batch, 1, heads * src_len) and the value
-    matrix (batch, heads * src_len, d_model).
+    keys_values (layers, 2, batch, heads, src_len, d_k), src_mask (batch, src_len) -> folded keys and
+    values (layers, 2, batch, heads * src_len, d_model) and score biases (layers, batch, 1, heads * src_len).
     """
-    (wq, bq), (wo, _) = query, output
-    batch, heads, length, d_k = keys.shape
-    d_model, scale = wq.size(1), d_k ** -0.5
-    scores = torch.einsum("hkd,bhsk->bdhs", wq.view(heads, d_k, d_model) * scale, keys)
-    bias = torch.einsum("hk,bhsk->bhs", bq.view(heads, d_k) * scale, keys)
-    bias = bias.masked_fill(~src_mask[:, None, :], float("-inf"))
-    values = torch.einsum("bhsk,dhk->bhsd", values, wo.view(d_model, heads, d_k))
-    return (scores.reshape(batch, d_model, heads * length), bias.reshape(batch, 1, heads * length),
-            values.reshape(batch, heads * length, d_model))
+    layers, _, batch, heads, length, _ = keys_values.shape
+    folded = torch.matmul(keys_values, folding.weights[:, :, None])  # (layers, 2, batch, heads, src_len, d_model)
+    bias = torch.matmul(keys_values[:, 0], folding.query_bias)  # (layers, batch, heads, src_len, 1)
+    bias = bias.view(layers, batch, heads, length).masked_fill(~src_mask[:, None, :], float("-inf"))
+    return folded.view(layers, 2, batch, heads * length, -1), bias.view(layers, batch, 1, heads * length)
 
 
 def _folding_pays(batch: int, length: int, heads: int, d_model: int) -> bool:
@@ -252,10 +260,11 @@ def fast_encode(model, src: torch.Tensor, src_mask: torch.Tensor) -> Tensors:
     memory = {"states": x.view(batch, length, d), "src_mask": src_mask}
     for i in range(cross.size(0)):
         memory[f"cross_k{i}"], memory[f"cross_v{i}"] = cross[i, 0], cross[i, 1]
-    if w.cross_query_output is not None and _folding_pays(batch, length, heads, d):
-        for i, (query, output) in enumerate(w.cross_query_output):
-            folded = fold_cross_attention(query, output, cross[i, 0], cross[i, 1], src_mask)
-            memory[f"cross_scores{i}"], memory[f"cross_bias{i}"], memory[f"cross_values{i}"] = folded
+    if w.cross_folding is not None and _folding_pays(batch, length, heads, d):
+        folded, bias = fold_cross_attention(w.cross_folding, cross, src_mask)
+        for i in range(cross.size(0)):
+            memory[f"cross_keys_folded{i}"], memory[f"cross_values_folded{i}"] = folded[i, 0], folded[i, 1]
+            memory[f"cross_bias{i}"] = bias[i]
     return memory
 
 
@@ -265,7 +274,7 @@ def fast_step(model, w: DecoderWeights, prev_token: torch.Tensor, state: Tensors
     batch, d, heads = prev_token.size(0), model.cfg.hidden_size, model.cfg.heads
     position = state["self_k0"].size(2)
     x = F.embedding(prev_token, w.tokens) * w.scale + w.positions[position]  # (batch, d_model)
-    folded, pre_norm = "cross_scores0" in memory, w.final_norm is not None
+    folded, pre_norm = "cross_keys_folded0" in memory, w.final_norm is not None
     cross_mask = None if folded else _key_padding(memory["src_mask"])
     new_state = {}
     for i, layer in enumerate(w.layers):
@@ -278,9 +287,10 @@ def fast_step(model, w: DecoderWeights, prev_token: torch.Tensor, state: Tensors
 
         h = _sublayer_input(x, layer.norms[1], w.eps, pre_norm)
         if folded:  # by fast_encode
-            scores = torch.baddbmm(memory[f"cross_bias{i}"], h.view(batch, 1, d), memory[f"cross_scores{i}"])
+            keys = memory[f"cross_keys_folded{i}"].transpose(1, 2)  # (batch, d_model, heads * src_len)
+            scores = torch.baddbmm(memory[f"cross_bias{i}"], h.view(batch, 1, d), keys)
             weights = torch.softmax(scores.view(batch, heads, -1), dim=-1).view(batch, 1, -1)
-            out = torch.baddbmm(layer.cross_output_bias, weights, memory[f"cross_values{i}"]).view(batch, d)
+            out = torch.baddbmm(layer.cross_output_bias, weights, memory[f"cross_values_folded{i}"]).view(batch, d)
         else:
             q = layer.cross_query(h).view(batch, heads, 1, -1)
             out = F.scaled_dot_product_attention(q, memory[f"cross_k{i}"], memory[f"cross_v{i}"],
