@@ -179,6 +179,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="timed training steps per row")
     parser.add_argument("--decode-only", action="store_true", help="skip the training rows (needs --model)")
     parser.add_argument("--batch1-sentences", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="decoding: the engines take this many turns at each setting; medians are reported")
     parser.add_argument("--joey-workdir", type=Path, help="folder of a finished benchmarks/peers/joeynmt.py run; "
                         "adds Joey NMT's rows, decoding with that run's model")
     parser.add_argument("--joey-venv", type=Path, default=ROOT / "runs" / "peers" / "joeynmt-venv",
@@ -249,6 +251,9 @@ def training_rows(args, result: dict, device: torch.device) -> None:
 
 
 def decode_rows(args, result: dict) -> None:
+    """Every engine's decoding speed. The engines take turns, round after round, each setting measured
+    --rounds times and its median kept: this machine's speed drifts by 10-20% over tens of seconds, so
+    engines measured one after the other would be compared at different speeds."""
     loaded = load_model(args.model)
     lines = read_lines(Path(args.data) / "test_2016_flickr.en.gz")
     refs = read_lines(Path(args.data) / "test_2016_flickr.de.gz")
@@ -256,18 +261,26 @@ def decode_rows(args, result: dict) -> None:
     if args.device == "cpu":  # dynamic int8 and the CTranslate2 rows are CPU inference paths
         engines["attend int8"] = lambda o, b: Translator(loaded, o, b, int8=True)
         add_ctranslate2(loaded, engines)
-    result["decoding"] = {}
-    for name, make in engines.items():
-        row = {}
-        for beam in (1, 5):
-            options = SearchOptions(beam_size=beam)
-            row[f"beam{beam}_batch1"] = decode_speed(make(options, 1), lines[: args.batch1_sentences])
-            row[f"beam{beam}_batch64"] = decode_speed(make(options, 64), lines, refs)
-        row["peak_rss_mb"] = peak_rss_mb()
-        result["decoding"][name] = row
-        print(f"{name}: greedy {row['beam1_batch64']['sentences_per_s']:.1f} sent/s (BLEU "
-              f"{row['beam1_batch64']['bleu']:.2f}), beam 5 {row['beam5_batch64']['sentences_per_s']:.1f} sent/s "
-              f"(BLEU {row['beam5_batch64']['bleu']:.2f}) (batch 64)", flush=True)
+    result["decoding"] = {name: {} for name in engines}
+    result["decoding_rounds"] = args.rounds
+    for beam in (1, 5):
+        for batch, sentences in ((1, lines[: args.batch1_sentences]), (64, lines)):
+            translators = {name: make(SearchOptions(beam_size=beam), batch) for name, make in engines.items()}
+            runs = {name: [] for name in engines}
+            for turn in range(args.rounds):
+                for name, translator in translators.items():
+                    time.sleep(0.5)  # the engine before may leave its threads spinning for a while
+                    with_refs = refs if batch == 64 and turn == 0 else None  # the outputs are the same every round
+                    runs[name].append(decode_speed(translator, sentences, with_refs))
+            setting = f"beam{beam}_batch{batch}"
+            for name, rows in runs.items():
+                row = sorted(rows, key=lambda r: r["sentences_per_s"])[len(rows) // 2]  # the median round
+                result["decoding"][name][setting] = {**row, "bleu": rows[0].get("bleu"),
+                                                     "rounds_sentences_per_s": [r["sentences_per_s"] for r in rows]}
+            print(f"{setting}: " + "; ".join(f"{name} {result['decoding'][name][setting]['sentences_per_s']:.1f}"
+                                             for name in runs) + " sent/s (median of rounds)", flush=True)
+    for row in result["decoding"].values():
+        row["peak_rss_mb"] = peak_rss_mb()  # of the whole process, the engines having taken turns
     if args.device == "cpu":
         result["output_layer"] = output_layer_cost(loaded.model.out)
     # cost per token does not depend on the weights: the same architecture with room for 200-token outputs
@@ -377,6 +390,15 @@ def print_tables(result: dict, args) -> None:
               f"{b64['sentences_per_s_greedy']:.1f} | {b1['sentences_per_s_beam5']:.1f} / "
               f"{b64['sentences_per_s_beam5']:.1f} | - | {b64['bleu_greedy']:.2f} / {b64['bleu_beam5']:.2f}"
               + (f" (first {b64['test_sentences']})" if b64["test_sentences"] < 1000 else "") + f" | {rss:,.0f} MB |")
+    ours, theirs = decoding.get("attend fp32"), decoding.get("CTranslate2 fp32")
+    if ours and theirs:
+        print(f"\nCTranslate2 fp32 sentences/s over attend fp32's, round by round ({result['decoding_rounds']} rounds)\n\n"
+              "| setting | each round | median |\n|---|---|---:|")
+        for setting, label in (("beam1_batch1", "greedy, batch 1"), ("beam5_batch1", "beam 5, batch 1"),
+                               ("beam1_batch64", "greedy, batch 64"), ("beam5_batch64", "beam 5, batch 64")):
+            ratios = [c / a for a, c in zip(ours[setting]["rounds_sentences_per_s"],
+                                            theirs[setting]["rounds_sentences_per_s"])]
+            print(f"| {label} | {' '.join(f'{r:.2f}' for r in ratios)} | {sorted(ratios)[len(ratios) // 2]:.2f} |")
     print(f"\ntraining tokens/s as the batch grows ({result.get('growth_precision', 'fp32')})\n\n"
           "| batch tokens | tokens/s | padding |\n|---:|---:|---:|")
     for r in result.get("batch_growth", []):

@@ -180,12 +180,12 @@ def forget_step_weights(model) -> None:
 
 def _sublayer_input(x, norm: Norm, eps: float, pre_norm: bool):
     """What a residual block's sublayer reads: LN(x) with pre-norm, x with post-norm (as `Residual`)."""
-    return F.layer_norm(x, (x.size(-1),), *norm, eps) if pre_norm else x
+    return torch.layer_norm(x, x.shape[-1:], *norm, eps) if pre_norm else x
 
 
 def _sublayer_added(x, out, norm: Norm, eps: float, pre_norm: bool):
     """The block's output: x + f(...) with pre-norm, LN(x + f(x)) with post-norm (as `Residual`)."""
-    return x + out if pre_norm else F.layer_norm(x + out, (x.size(-1),), *norm, eps)
+    return x + out if pre_norm else torch.layer_norm(x + out, x.shape[-1:], *norm, eps)
 
 
 def _key_padding(src_mask: torch.Tensor) -> Optional[torch.Tensor]:
@@ -254,7 +254,7 @@ def fast_encode(model, src: torch.Tensor, src_mask: torch.Tensor) -> Tensors:
         h = _sublayer_input(x, layer.norms[1], w.eps, pre_norm)
         x = _sublayer_added(x, layer.ff_out(torch.relu(layer.ff_in(h))), layer.norms[1], w.eps, pre_norm)
     if pre_norm:
-        x = F.layer_norm(x, (d,), *w.final_norm, w.eps)
+        x = torch.layer_norm(x, (d,), *w.final_norm, w.eps)
     # (rows, layers * 2 * d_model) -> (layers, 2, batch, heads, src_len, d_k)
     cross = w.cross_kv(x).view(batch, length, -1, 2, heads, d // heads).permute(2, 3, 0, 4, 1, 5).contiguous()
     memory = {"states": x.view(batch, length, d), "src_mask": src_mask}
@@ -273,7 +273,7 @@ def fast_step(model, w: DecoderWeights, prev_token: torch.Tensor, state: Tensors
     `step_weights` gives."""
     batch, d, heads = prev_token.size(0), model.cfg.hidden_size, model.cfg.heads
     position = state["self_k0"].size(2)
-    x = F.embedding(prev_token, w.tokens) * w.scale + w.positions[position]  # (batch, d_model)
+    x = torch.add(w.positions[position], w.tokens.index_select(0, prev_token), alpha=w.scale)  # (batch, d_model)
     folded, pre_norm = "cross_keys_folded0" in memory, w.final_norm is not None
     cross_mask = None if folded else _key_padding(memory["src_mask"])
     new_state = {}
@@ -301,5 +301,5 @@ def fast_step(model, w: DecoderWeights, prev_token: torch.Tensor, state: Tensors
         h = _sublayer_input(x, layer.norms[2], w.eps, pre_norm)
         x = _sublayer_added(x, layer.ff_out(torch.relu(layer.ff_in(h))), layer.norms[2], w.eps, pre_norm)
     if pre_norm:
-        x = F.layer_norm(x, (d,), *w.final_norm, w.eps)
+        x = torch.layer_norm(x, (d,), *w.final_norm, w.eps)
     return w.out(x), new_state
