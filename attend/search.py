@@ -173,17 +173,19 @@ def beam_search(model: Seq2Seq, src, src_mask, max_len, beam_size: int = 5, alph
     k, batch = beam_size, src.size(0)
     limits = _limits(max_len, batch)
     memory = model.encode(src, src_mask)
-    memory = select_rows(memory, torch.arange(batch, device=src.device).repeat_interleave(k))
     state = model.init_state(memory)
+    beams = torch.arange(batch, device=src.device).repeat_interleave(k)  # sentence of each beam's row
     scores = torch.full((batch, k), float("-inf"), device=src.device)  # (sentences, beam)
     scores[:, 0] = 0.0  # one live beam at the start, so the first step has no duplicates
     history = [[[] for _ in range(k)] for _ in range(batch)]  # tokens so far, per live sentence and beam
-    prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=src.device)
+    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
     active = list(range(batch))  # sentence of each live row
     soonest = int(limits.min())
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     for t in range(int(limits.max())):
         logits, state, _ = model.step(prev, state, memory)
+        if t == 0:  # all beams of a sentence start alike, so the first step took one row per sentence
+            memory, state, logits = select_rows(memory, beams), select_rows(state, beams), logits[beams]
         logp = _log_probs(logits, _at_last_step(limits, active, t, soonest, repeat=k))
         n, vocab = len(active), logp.size(-1)
         candidates = (scores[:, :, None] + logp.view(n, k, vocab)).view(n, k * vocab)
