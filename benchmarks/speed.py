@@ -11,7 +11,9 @@ the size of the Joey NMT race) this measures, on this machine and in one run:
 - decoding of test_2016_flickr: sentences/s and output tokens/s, greedy and
   beam 5, at batch 1 (the first --batch1-sentences sentences) and batch 64,
   for attend fp32 and int8 and, when the `ctranslate2` package is installed,
-  CTranslate2 fp32 and int8 of the same exported model;
+  CTranslate2 fp32 and int8 of the same exported model, each engine in a
+  process of its own, the engines taking turns for --rounds rounds (medians,
+  and CTranslate2's speed over attend's round by round);
 - how cost grows: decoding time per token as the output grows from 10 to 200
   tokens (with attend's key/value cache, and recomputing the prefix at every
   step as a cache-less decoder does), and training tokens/s as the batch grows.
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
 import resource
 import subprocess
@@ -62,7 +65,8 @@ from attend.evaluate import bleu_chrf  # noqa: E402
 from attend.inference import SearchOptions, Translator  # noqa: E402
 from attend.train import make_optimizer, prepare  # noqa: E402
 from attend.models import build_model  # noqa: E402
-from attend.models.inference_linear import onednn_available, onednn_linear, onednn_reorder  # noqa: E402
+from attend.models.inference_linear import (PreparedWeight, onednn_available, onednn_linear,  # noqa: E402
+                                            onednn_reorder)
 
 
 def peak_rss_mb() -> float:
@@ -250,37 +254,78 @@ def training_rows(args, result: dict, device: torch.device) -> None:
         print(f"batch {batch_tokens}: {row['tokens_per_s']:,.0f} tokens/s", flush=True)
 
 
+def make_engine(engine: tuple, threads: int):
+    """(options, batch size) -> translator, for an engine named by a picklable tuple:
+    ("attend", model folder, int8, device) or ("ctranslate2", exported folder, compute type)."""
+    if engine[0] == "attend":
+        _, folder, int8, device = engine
+        loaded = load_model(folder)
+        return lambda options, batch: Translator(loaded, options, batch, device=device, int8=int8)
+    from attend.export import CTranslate2Translator
+
+    _, folder, compute_type = engine
+    return lambda options, batch: CTranslate2Translator(folder, options, batch, compute_type=compute_type,
+                                                        threads=threads)
+
+
+def engine_process(connection, engine: tuple, threads: int, lines: list[str], refs: list[str]) -> None:
+    """Serves decoding measurements of one engine in a process of its own, as a user would run it: two
+    engines in one process slow each other (each of PyTorch and CTranslate2 brings its own OpenMP
+    runtime; with more threads than cores, their idle threads stop spinning early and every parallel
+    section then waits for them to wake: attend's greedy batch-1 speed fell 10-15% with CTranslate2
+    loaded beside it). Requests: (beam, batch size, sentences, with BLEU); None ends it."""
+    torch.set_num_threads(threads)
+    make, translators = make_engine(engine, threads), {}
+    while (request := connection.recv()) is not None:
+        beam, batch, count, with_refs = request
+        if (beam, batch) not in translators:
+            translators[beam, batch] = make(SearchOptions(beam_size=beam), batch)
+        row = decode_speed(translators[beam, batch], lines[:count], refs[:count] if with_refs else None)
+        connection.send({**row, "peak_rss_mb": peak_rss_mb()})
+
+
 def decode_rows(args, result: dict) -> None:
-    """Every engine's decoding speed. The engines take turns, round after round, each setting measured
-    --rounds times and its median kept: this machine's speed drifts by 10-20% over tens of seconds, so
-    engines measured one after the other would be compared at different speeds."""
+    """Every engine's decoding speed, each engine in a process of its own. The engines take turns,
+    round after round, each setting measured --rounds times and its median kept: this machine's speed
+    drifts by 10-20% over tens of seconds, so engines measured one after the other would be compared
+    at different speeds."""
     loaded = load_model(args.model)
     lines = read_lines(Path(args.data) / "test_2016_flickr.en.gz")
     refs = read_lines(Path(args.data) / "test_2016_flickr.de.gz")
-    engines = {"attend fp32": lambda o, b: Translator(loaded, o, b, device=args.device)}
+    engines = {"attend fp32": ("attend", args.model, False, args.device)}
     if args.device == "cpu":  # dynamic int8 and the CTranslate2 rows are CPU inference paths
-        engines["attend int8"] = lambda o, b: Translator(loaded, o, b, int8=True)
+        engines["attend int8"] = ("attend", args.model, True, "cpu")
         add_ctranslate2(loaded, engines)
+    spawn = multiprocessing.get_context("spawn")
+    workers = {}
+    for name, engine in engines.items():
+        ours, theirs = spawn.Pipe()
+        process = spawn.Process(target=engine_process, args=(theirs, engine, args.threads, lines, refs), daemon=True)
+        process.start()
+        workers[name] = (ours, process)
     result["decoding"] = {name: {} for name in engines}
     result["decoding_rounds"] = args.rounds
-    for beam in (1, 5):
-        for batch, sentences in ((1, lines[: args.batch1_sentences]), (64, lines)):
-            translators = {name: make(SearchOptions(beam_size=beam), batch) for name, make in engines.items()}
-            runs = {name: [] for name in engines}
-            for turn in range(args.rounds):
-                for name, translator in translators.items():
-                    time.sleep(0.5)  # the engine before may leave its threads spinning for a while
-                    with_refs = refs if batch == 64 and turn == 0 else None  # the outputs are the same every round
-                    runs[name].append(decode_speed(translator, sentences, with_refs))
-            setting = f"beam{beam}_batch{batch}"
-            for name, rows in runs.items():
-                row = sorted(rows, key=lambda r: r["sentences_per_s"])[len(rows) // 2]  # the median round
-                result["decoding"][name][setting] = {**row, "bleu": rows[0].get("bleu"),
-                                                     "rounds_sentences_per_s": [r["sentences_per_s"] for r in rows]}
-            print(f"{setting}: " + "; ".join(f"{name} {result['decoding'][name][setting]['sentences_per_s']:.1f}"
-                                             for name in runs) + " sent/s (median of rounds)", flush=True)
-    for row in result["decoding"].values():
-        row["peak_rss_mb"] = peak_rss_mb()  # of the whole process, the engines having taken turns
+    try:
+        for beam in (1, 5):
+            for batch, count in ((1, args.batch1_sentences), (64, len(lines))):
+                runs = {name: [] for name in engines}
+                for turn in range(args.rounds):
+                    for name, (connection, _) in workers.items():
+                        time.sleep(0.5)  # the engine before may leave its threads spinning for a while
+                        connection.send((beam, batch, count, batch == 64 and turn == 0))  # the same outputs each round
+                        runs[name].append(connection.recv())
+                setting = f"beam{beam}_batch{batch}"
+                for name, rows in runs.items():
+                    row = sorted(rows, key=lambda r: r["sentences_per_s"])[len(rows) // 2]  # the median round
+                    result["decoding"][name][setting] = {
+                        **row, "bleu": rows[0].get("bleu"), "rounds_sentences_per_s": [r["sentences_per_s"] for r in rows]}
+                    result["decoding"][name]["peak_rss_mb"] = max(r["peak_rss_mb"] for r in rows)
+                print(f"{setting}: " + "; ".join(f"{name} {result['decoding'][name][setting]['sentences_per_s']:.1f}"
+                                                 for name in runs) + " sent/s (median of rounds)", flush=True)
+    finally:
+        for connection, process in workers.values():
+            connection.send(None)
+            process.join(timeout=30)
     if args.device == "cpu":
         result["output_layer"] = output_layer_cost(loaded.model.out)
     # cost per token does not depend on the weights: the same architecture with room for 200-token outputs
@@ -291,8 +336,9 @@ def decode_rows(args, result: dict) -> None:
 
 
 def output_layer_cost(layer, rows=(1, 5, 64, 128, 320), repeats: int = 7) -> list[dict]:
-    """Microseconds per product of the output layer in the three layouts of `attend.models.inference_linear`
-    (nn.Linear's own, an (in, out) copy, oneDNN's reordered weight), for as many rows as greedy and beam-5
+    """Microseconds per product of the output layer in the layouts of `attend.models.inference_linear`
+    (nn.Linear's own, an (in, out) copy, oneDNN's reordered weight, and for one row one block of columns
+    per thread), for as many rows as greedy and beam-5
     decoding send at batch 1 and batch 64 (the best of `repeats`)."""
     def best_us(fn, n):
         times = []
@@ -314,6 +360,9 @@ def output_layer_cost(layer, rows=(1, 5, 64, 128, 320), repeats: int = 7) -> lis
                    "transposed_us": best_us(lambda: torch.addmm(layer.bias, x, transposed), n)}
             if packed is not None:
                 row["onednn_us"] = best_us(lambda: onednn_linear(x, packed, layer.bias), n)
+            if count == 1 and torch.get_num_threads() > 1:
+                blocks = PreparedWeight(layer.weight, layer.bias)
+                row["blocks_us"] = best_us(lambda: blocks._one_row_in_blocks(x, torch.get_num_threads()), n)
             out.append(row)
     return out
 
@@ -346,14 +395,14 @@ def joey_rows(args, result: dict) -> None:
 def add_ctranslate2(loaded, engines: dict) -> None:
     """CTranslate2 fp32 and int8 engines of the same model, exported here, when the package is installed."""
     try:
-        from attend.export import CTranslate2Translator, export_ctranslate2
+        from attend.export import export_ctranslate2
 
         folders = {}
         for quantization in (None, "int8"):
             folder = Path(tempfile.mkdtemp()) / "ct2"
             folders[quantization] = export_ctranslate2(loaded, folder, quantization)
-        engines["CTranslate2 fp32"] = lambda o, b: CTranslate2Translator(folders[None], o, b)
-        engines["CTranslate2 int8"] = lambda o, b: CTranslate2Translator(folders["int8"], o, b, compute_type="int8")
+        engines["CTranslate2 fp32"] = ("ctranslate2", str(folders[None]), "default")
+        engines["CTranslate2 int8"] = ("ctranslate2", str(folders["int8"]), "int8")
     except ImportError as e:
         print(f"CTranslate2 rows skipped: {e}")
 
@@ -405,11 +454,12 @@ def print_tables(result: dict, args) -> None:
         print(f"| {r['batch_tokens']} | {r['tokens_per_s']:,.0f} | {r['padding']:.1%} |")
     if "output_layer" in result:
         print("\noutput layer, microseconds per product (nn.Linear's (vocab, hidden) weight, a (hidden, vocab) "
-              "copy, oneDNN's reordered weight)\n\n| rows | nn.Linear | (hidden, vocab) copy | oneDNN |\n"
-              "|---:|---:|---:|---:|")
+              "copy, oneDNN's reordered weight, one block of columns per thread)\n\n| rows | nn.Linear | "
+              "(hidden, vocab) copy | oneDNN | thread blocks |\n|---:|---:|---:|---:|---:|")
         for r in result["output_layer"]:
             onednn = f"{r['onednn_us']:,.0f}" if "onednn_us" in r else "not available"
-            print(f"| {r['rows']} | {r['linear_us']:,.0f} | {r['transposed_us']:,.0f} | {onednn} |")
+            blocks = f"{r['blocks_us']:,.0f}" if "blocks_us" in r else "-"
+            print(f"| {r['rows']} | {r['linear_us']:,.0f} | {r['transposed_us']:,.0f} | {onednn} | {blocks} |")
     if "per_token" in result:
         print("\ndecoding cost per output token, batch 1 (ms)\n\n| output length | key/value cache | "
               "recomputing the prefix |\n|---:|---:|---:|")

@@ -9,11 +9,18 @@ paths compute the same functions with far fewer calls: the weights are gathered
 once into plain tensors and prepared products (`inference_linear`), query, key
 and value come from one product over a stacked weight, the cross-attention keys
 and values of every decoder layer from one more, and nothing is computed that
-search does not read. They serve inference on a CPU without attention weights,
+search does not read. For one sentence or a few short ones, cross-attention's
+query and output weights are folded into each sentence's keys and values at
+the encoder pass (`fold_cross_attention`), so a step reads two small matrices
+per layer instead of two d_model x d_model weights; the weights and their
+versions are checked once per encoder pass, not at every step (`step_weights`).
+On the Multi30k model these took greedy decoding at batch 1 from about 19.7 to
+23.9 sentences/s. They serve inference on a CPU without attention weights,
 with float weights or the int8 ones of `quantize_int8` (each int8 layer then
-runs its own kernel); `Transformer` takes its module path otherwise. Memory and
-the key/value cache have the module path's layout, so the two agree step for
-step (tests/test_models.py).
+runs its own kernel, and nothing is folded); `Transformer` takes its module
+path otherwise. Memory and the key/value cache have the module path's layout
+(memory has the folded matrices besides), so the two agree step for step
+(tests/test_models.py).
 """
 
 from __future__ import annotations
