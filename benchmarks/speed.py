@@ -43,6 +43,7 @@ import json
 import multiprocessing
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -457,7 +458,7 @@ def print_tables(result: dict, args) -> None:
                                ("beam1_batch64", "greedy, batch 64"), ("beam5_batch64", "beam 5, batch 64")):
             ratios = [c / a for a, c in zip(ours[setting]["rounds_sentences_per_s"],
                                             theirs[setting]["rounds_sentences_per_s"])]
-            print(f"| {label} | {' '.join(f'{r:.2f}' for r in ratios)} | {sorted(ratios)[len(ratios) // 2]:.2f} |")
+            print(f"| {label} | {' '.join(f'{r:.2f}' for r in ratios)} | {statistics.median_low(ratios):.2f} |")
     print(f"\ntraining tokens/s as the batch grows ({result.get('growth_precision', 'fp32')})\n\n"
           "| batch tokens | tokens/s | padding |\n|---:|---:|---:|")
     for r in result.get("batch_growth", []):

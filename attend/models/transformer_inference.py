@@ -159,10 +159,16 @@ def _servable(layer) -> bool:
     return isinstance(layer, Int8Linear) or (isinstance(weight, torch.Tensor) and applies(layer, weight))
 
 
+def _inference_on_cpu(model, tokens: torch.Tensor) -> bool:
+    """Evaluation mode, no gradients, CPU tokens, no autocast: what may change from one call to the next."""
+    return (not model.training and not torch.is_grad_enabled() and tokens.device.type == "cpu"
+            and not torch.is_autocast_enabled("cpu"))
+
+
 def fast_path_applies(model, tokens: torch.Tensor) -> bool:
     """Inference on a CPU, with float or int8 linear layers."""
     layer = model.decoder[0]
-    return (not model.training and not torch.is_grad_enabled() and tokens.device.type == "cpu"
+    return (_inference_on_cpu(model, tokens)
             and _servable(model.out) and _servable(layer.ff[0]) and _servable(layer.self_attn.q))
 
 
@@ -175,9 +181,7 @@ def step_weights(model, tokens: torch.Tensor) -> Optional[DecoderWeights]:
     what can change between steps. A step thus uses the weights of its
     memory's encoder pass (its keys and values come from that pass anyway).
     """
-    if model.training or torch.is_grad_enabled() or tokens.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
-        return None
-    return kept(model, STEP_WEIGHTS)
+    return kept(model, STEP_WEIGHTS) if _inference_on_cpu(model, tokens) else None
 
 
 def forget_step_weights(model) -> None:
