@@ -122,7 +122,7 @@ class Translator:
         """n-best outputs line by line for an input of any size: read, sorted and decoded a chunk at a time."""
         return translate_in_chunks(self.translate, lines, source, chunk_lines, progress)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def translate(self, lines: list[str], source: str = "input", progress: bool = False,
                   return_attention: bool = False, first_line: int = 1) -> list[list[Output]]:
         """n-best outputs per input line, in input order; empty lines give one empty output."""

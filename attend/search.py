@@ -78,7 +78,7 @@ def _at_last_step(limits: torch.Tensor, active: list[int], t: int, soonest: int,
     return last.repeat_interleave(repeat) if repeat > 1 else last
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _single_path(model, src, src_mask, max_len, choose: Callable, return_attention: bool):
     """One hypothesis per sentence, each next token and its log-probability picked by `choose(logp)`."""
     memory = model.encode(src, src_mask)
@@ -152,7 +152,7 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def beam_search(model: Seq2Seq, src, src_mask, max_len, beam_size: int = 5, alpha: float = 0.0,
                 nbest: int = 1, on_step: Optional[Callable] = None) -> list[list[Hypothesis]]:
     """Batched beam search; returns the `nbest` best finished hypotheses per sentence.
