@@ -26,6 +26,8 @@ when first needed:
   goes through `torch.ops.mkldnn._linear_pointwise`, the call torch.compile
   makes for frozen linear layers on a CPU; it is probed once per process and,
   if missing or wrong, the (in, out) copy serves every row count.
+Every form but oneDNN's is a copy on 2 MB pages where the system has them (`huge_pages`):
+the step reads each whole, and 4 KB pages would cost a TLB miss every 4 KB.
 A prepared weight serves only layers in evaluation mode without gradients. It is
 remade whenever a weight or bias changes its storage or version counter (loading
 and averaging write in place, which counts; writes through `.data` do not, and
@@ -45,6 +47,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from attend.models.huge_pages import on_huge_pages
 
 BLOCKS_MIN_ELEMENTS = 1 << 20  # an 8,000 x 256 output layer: for smaller weights one thread was as fast
 # a 768 x 256 weight, the Transformer's stacked query, key and value: in a beam-5 step it took 0.43 ms per
@@ -80,6 +84,7 @@ class PreparedWeight:
     def __init__(self, weight: torch.Tensor, bias: Optional[torch.Tensor]):
         self.weight, self.bias = weight.detach(), (bias.detach() if bias is not None else None)
         self._transposed: Optional[torch.Tensor] = None
+        self._own_layout: Optional[torch.Tensor] = None  # (out, in), copied
         self._packed: Optional[torch.Tensor] = None
         self._blocks: Optional[tuple] = None  # (threads, blocks, bias blocks) for one row
 
@@ -91,12 +96,14 @@ class PreparedWeight:
                 return self._one_row_in_blocks(rows, threads)
         elif self.weight.numel() >= ONEDNN_MIN_ELEMENTS and onednn_available():
             if self._packed is None:
-                self._packed = onednn_reorder(self.weight)
+                self._packed = onednn_reorder(self.weight)  # a blocked layout of its own: not copied
             return onednn_linear(rows, self._packed, self.bias)
         if self.weight.size(1) > self.weight.size(0):  # narrowing: (out, in) is the faster layout
-            return F.linear(rows, self.weight, self.bias)
+            if self._own_layout is None:
+                self._own_layout = on_huge_pages(self.weight)
+            return F.linear(rows, self._own_layout, self.bias)
         if self._transposed is None:
-            self._transposed = self.weight.t().contiguous()  # (in, out)
+            self._transposed = on_huge_pages(self.weight.t())  # (in, out)
         if self.bias is None:
             return rows @ self._transposed
         return torch.addmm(self.bias, rows, self._transposed)
@@ -107,7 +114,7 @@ class PreparedWeight:
             out_size, in_size = self.weight.shape
             width = -(-out_size // threads)  # columns per block; the last block is padded with zeros
             padded = F.pad(self.weight, (0, 0, 0, width * threads - out_size))  # (threads * width, in)
-            blocks = padded.view(threads, width, in_size).transpose(1, 2).contiguous()  # (threads, in, width)
+            blocks = on_huge_pages(padded.view(threads, width, in_size).transpose(1, 2))  # (threads, in, width)
             bias = None if self.bias is None else F.pad(self.bias, (0, width * threads - out_size)).view(threads, 1, width)
             self._blocks = (threads, blocks, bias)
         _, blocks, bias = self._blocks

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
 from attend.models.base import Tensors
+from attend.models.huge_pages import on_huge_pages
 from attend.models.inference_linear import PreparedWeight, applies, cached, forget, kept
 
 Norm = tuple  # a LayerNorm's (weight, bias)
@@ -213,9 +214,9 @@ class CrossFolding:
         d_model = attentions[0].q.weight.size(1)
         d_k = d_model // heads
         scale = d_k ** -0.5  # scaled dot-product attention's 1 / sqrt(d_k), folded in once
-        self.weights = torch.stack([torch.stack([a.q.weight.detach().view(heads, d_k, d_model) * scale,
+        self.weights = on_huge_pages(torch.stack([torch.stack([a.q.weight.detach().view(heads, d_k, d_model) * scale,
                                                  a.o.weight.detach().t().reshape(heads, d_k, d_model)])
-                                    for a in attentions])
+                                    for a in attentions]))
         self.query_bias = torch.stack([a.q.bias.detach().view(1, heads, d_k, 1) * scale for a in attentions])
 
 
