@@ -8,7 +8,7 @@ from attend.models import build_model
 from attend.inference import quantize_int8
 from attend.models import inference_linear
 from attend.models.base import select_rows
-from attend.models.inference_linear import linear, onednn_available, prepared
+from attend.models.inference_linear import PreparedWeight, linear, onednn_available, prepared
 from attend.models.transformer import MultiHeadAttention
 from attend.models.transformer_inference import fast_path_applies, step_weights
 
@@ -125,6 +125,23 @@ def test_one_row_in_thread_blocks_equals_linear(threads, monkeypatch):
                 assert prepared(layer)._blocks[1].size(0) == threads
     finally:
         torch.set_num_threads(before)
+
+@pytest.mark.parametrize("blocks_from", [0, 1 << 40], ids=["thread-blocks", "one-thread"])
+def test_the_one_row_product_chosen_once_equals_linear(blocks_from, monkeypatch):
+    monkeypatch.setattr(inference_linear, "BLOCKS_MIN_ELEMENTS", blocks_from)
+    torch.manual_seed(0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for sizes, bias in [((16, 50), True), ((50, 17), True), ((16, 50), False)]:  # widening, narrowing
+            layer = torch.nn.Linear(*sizes, bias=bias).eval()
+            with torch.no_grad():
+                product = PreparedWeight(layer.weight, layer.bias).for_one_row()
+                x = torch.randn(1, sizes[0])
+                torch.testing.assert_close(product(x), layer(x), atol=1e-5, rtol=1e-4)
+    finally:
+        torch.set_num_threads(before)
+
 
 
 @pytest.mark.parametrize("extra", [{}, {"norm": "post", "positions": "learned", "tie_embeddings": False}],

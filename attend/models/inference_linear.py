@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -98,15 +98,39 @@ class PreparedWeight:
             if self._packed is None:
                 self._packed = onednn_reorder(self.weight)  # a blocked layout of its own: not copied
             return onednn_linear(rows, self._packed, self.bias)
-        if self.weight.size(1) > self.weight.size(0):  # narrowing: (out, in) is the faster layout
-            if self._own_layout is None:
-                self._own_layout = on_huge_pages(self.weight)
-            return F.linear(rows, self._own_layout, self.bias)
-        if self._transposed is None:
-            self._transposed = on_huge_pages(self.weight.t())  # (in, out)
+        if self._narrowing():
+            return F.linear(rows, self._own(), self.bias)
         if self.bias is None:
-            return rows @ self._transposed
-        return torch.addmm(self.bias, rows, self._transposed)
+            return rows @ self._in_out()
+        return torch.addmm(self.bias, rows, self._in_out())
+
+    def for_one_row(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """This product for one row (1, in) -> (1, out) as one call, its layout chosen now rather than at
+        every call: a decoding step at batch 1 makes a dozen products, and choosing costs a few us each."""
+        threads = torch.get_num_threads()
+        if threads > 1 and self.weight.numel() >= BLOCKS_MIN_ELEMENTS:
+            return functools.partial(self._one_row_in_blocks, threads=threads)
+        if self._narrowing():
+            return functools.partial(F.linear, weight=self._own(), bias=self.bias)
+        if self.bias is None:
+            return functools.partial(torch.mm, mat2=self._in_out())
+        return functools.partial(torch.addmm, self.bias, mat2=self._in_out())
+
+    def _narrowing(self) -> bool:
+        """in > out: then the weight's own (out, in) layout was the faster one for few rows."""
+        return self.weight.size(1) > self.weight.size(0)
+
+    def _own(self) -> torch.Tensor:
+        """W (out, in), copied."""
+        if self._own_layout is None:
+            self._own_layout = on_huge_pages(self.weight)
+        return self._own_layout
+
+    def _in_out(self) -> torch.Tensor:
+        """W^T (in, out), contiguous."""
+        if self._transposed is None:
+            self._transposed = on_huge_pages(self.weight.t())
+        return self._transposed
 
     def _one_row_in_blocks(self, row: torch.Tensor, threads: int) -> torch.Tensor:
         """row (1, in) -> (1, out), each thread multiplying by its own block of output columns."""

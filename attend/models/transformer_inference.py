@@ -25,7 +25,7 @@ path otherwise. Memory and the key/value cache have the module path's layout
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import torch
@@ -128,6 +128,23 @@ class DecoderWeights:
         self.final_norm = _norm(model.decoder_norm) if model.cfg.norm == "pre" else None
         self.out = _stacked(model.out)
         self.eps = model.decoder[0].res_self.norm.eps
+        self._one_row = None  # (layers, out) with each product as one call, made at the first batch-1 step
+
+    def for_rows(self, batch: int) -> tuple:
+        """(layers, output product) for a step of `batch` rows: at batch 1, each float product is one
+        call whose layout was chosen once (`PreparedWeight.for_one_row`)."""
+        if batch != 1:
+            return self.layers, self.out
+        if self._one_row is None:
+            products = ("qkv", "self_out", "cross_query", "cross_out", "ff_in", "ff_out")
+            layers = [replace(layer, **{name: _for_one_row(getattr(layer, name)) for name in products})
+                      for layer in self.layers]
+            self._one_row = (layers, _for_one_row(self.out))
+        return self._one_row
+
+
+def _for_one_row(product: Product) -> Product:
+    return product.for_one_row() if isinstance(product, PreparedWeight) else product
 
 
 def _gathered(model, name: str, parts: Callable[[], list], make: Callable):
@@ -275,7 +292,9 @@ def fast_encode(model, src: torch.Tensor, src_mask: torch.Tensor) -> Tensors:
     if w.cross_folding is not None and _folding_pays(batch, length, heads, d):
         folded, bias = fold_cross_attention(w.cross_folding, cross, src_mask)
         for i in range(cross.size(0)):
-            memory[f"cross_keys_folded{i}"], memory[f"cross_values_folded{i}"] = folded[i, 0], folded[i, 1]
+            # keys (batch, d_model, heads * src_len), as a step multiplies by them; values (batch, heads * src_len, d_model)
+            memory[f"cross_keys_folded{i}"] = folded[i, 0].transpose(1, 2)
+            memory[f"cross_values_folded{i}"] = folded[i, 1]
             memory[f"cross_bias{i}"] = bias[i]
     return memory
 
@@ -289,7 +308,8 @@ def fast_step(model, w: DecoderWeights, prev_token: torch.Tensor, state: Tensors
     folded, pre_norm = "cross_keys_folded0" in memory, w.final_norm is not None
     cross_mask = None if folded else _key_padding(memory["src_mask"])
     new_state = {}
-    for i, layer in enumerate(w.layers):
+    layers, output = w.for_rows(batch)
+    for i, layer in enumerate(layers):
         h = _sublayer_input(x, layer.norms[0], w.eps, pre_norm)
         q, k, v = layer.qkv(h).view(batch, 3, heads, 1, -1).unbind(1)  # each (batch, heads, 1, d_k)
         keys = new_state[f"self_k{i}"] = torch.cat([state[f"self_k{i}"], k], dim=2)
@@ -299,8 +319,7 @@ def fast_step(model, w: DecoderWeights, prev_token: torch.Tensor, state: Tensors
 
         h = _sublayer_input(x, layer.norms[1], w.eps, pre_norm)
         if folded:  # by fast_encode
-            keys = memory[f"cross_keys_folded{i}"].transpose(1, 2)  # (batch, d_model, heads * src_len)
-            scores = torch.baddbmm(memory[f"cross_bias{i}"], h.view(batch, 1, d), keys)
+            scores = torch.baddbmm(memory[f"cross_bias{i}"], h.view(batch, 1, d), memory[f"cross_keys_folded{i}"])
             weights = torch.softmax(scores.view(batch, heads, -1), dim=-1).view(batch, 1, -1)
             out = torch.baddbmm(layer.cross_output_bias, weights, memory[f"cross_values_folded{i}"]).view(batch, d)
         else:
@@ -314,4 +333,4 @@ def fast_step(model, w: DecoderWeights, prev_token: torch.Tensor, state: Tensors
         x = _sublayer_added(x, layer.ff_out(torch.relu(layer.ff_in(h))), layer.norms[2], w.eps, pre_norm)
     if pre_norm:
         x = torch.layer_norm(x, (d,), *w.final_norm, w.eps)
-    return w.out(x), new_state
+    return output(x), new_state
