@@ -26,7 +26,9 @@ CPU's rows).
 
 With --joey-workdir, Joey NMT 2.3 is measured in the same run, in its own
 virtual environment, through benchmarks/peers/joeynmt.py: its training
-tokens/s over --joey-minutes of training on the same data, and its decoding
+tokens/s over --joey-minutes of training on the same data (in turns with
+attend's fp32 training, --train-rounds rounds, medians and ratios round by
+round, like the decoding engines), and its decoding
 speed with the model of an earlier joeynmt.py run (the folder given), at
 batches of 1 and 64 sentences like attend's rows. Decoding needs a trained
 attend model folder (--model), e.g. the one benchmarks/multi30k.py writes;
@@ -200,6 +202,9 @@ def main() -> None:
     parser.add_argument("--joey-venv", type=Path, default=ROOT / "runs" / "peers" / "joeynmt-venv",
                         help="Joey NMT's virtual environment (joeynmt.py creates it when missing)")
     parser.add_argument("--joey-minutes", type=float, default=3.0, help="Joey NMT's training time for its tokens/s")
+    parser.add_argument("--train-rounds", type=int, default=3,
+                        help="with --joey-workdir: attend's and Joey NMT's training take this many turns; "
+                             "medians are reported")
     parser.add_argument("--joey-sentences", type=int, default=1000,
                         help="test sentences Joey NMT decodes at batch 64 (it recomputes the prefix at every "
                              "step, so all 1,000 with beam 5 take many minutes on a CPU)")
@@ -246,9 +251,17 @@ def training_rows(args, result: dict, device: torch.device) -> None:
     vocab = len(data.src_vocab), len(data.tgt_vocab)
     result["training"] = {}
     precisions = ["fp32", "bf16"] if result["bf16_instructions"] else ["fp32"]
+    race = bool(args.joey_workdir) and device.type == "cpu"  # Joey NMT trains on the CPU here
     for precision in precisions:
-        model = build_model(config.model, *vocab).train()
-        row = train_speed(model, data, config.train.batch_tokens, precision, args.steps, device)
+        rounds = []
+        for _ in range(args.train_rounds if race and precision == "fp32" else 1):
+            model = build_model(config.model, *vocab).train()
+            rounds.append(train_speed(model, data, config.train.batch_tokens, precision, args.steps, device))
+            if race and precision == "fp32":  # Joey NMT's turn: the two are compared round by round
+                if not joey_train_round(args, result):
+                    race = False
+        row = sorted(rounds, key=lambda r: r["tokens_per_s"])[len(rounds) // 2]  # the median round
+        row["rounds_tokens_per_s"] = [r["tokens_per_s"] for r in rounds]
         row["mfu"] = row["gflops"] / result[f"peak_{precision}"]
         row["peak_rss_mb"] = peak_rss_mb()
         result["training"][precision] = row
@@ -378,29 +391,48 @@ def output_layer_cost(layer, rows=(1, 5, 64, 128, 320), repeats: int = 7) -> lis
     return out
 
 
-def joey_rows(args, result: dict) -> None:
-    """Joey NMT 2.3 on the same machine and threads: training tokens/s, then decoding at batch 64 and 1."""
+def run_joey(args, extra: list) -> dict | None:
+    """One benchmarks/peers/joeynmt.py run on this machine's threads: its JSON, or None (said why) if it failed."""
     script = ROOT / "benchmarks" / "peers" / "joeynmt.py"
     common = [sys.executable, str(script), "--venv", str(args.joey_venv), "--threads", str(args.threads)]
-    runs = {"train": ["--data", args.data, "--minutes", str(args.joey_minutes), "--eval-every", "100000",
-                      "--log-every", "10", "--no-decode"],  # a short run must log its steps
-            "batch64": ["--decode-only", "--workdir", str(args.joey_workdir), "--decode-batch-sentences", "64",
-                        "--decode-limit", str(args.joey_sentences)],
-            "batch1": ["--decode-only", "--workdir", str(args.joey_workdir), "--decode-batch-sentences", "1",
-                       "--decode-limit", str(args.batch1_sentences)]}
-    joey = result["joey"] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for name, extra in runs.items():
-            out = Path(scratch) / f"{name}.json"
-            done = subprocess.run(common + extra + ["--json", str(out)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
-            if done.returncode != 0:
-                print(f"Joey NMT {name} failed: {done.stdout.strip().splitlines()[-1:]}", flush=True)
-                return
-            joey[name] = json.loads(out.read_text())
-    print(f"Joey NMT: training {joey['train']['tokens_per_s_src_tgt']:,.0f} tokens/s (src+tgt), greedy "
-          f"{joey['batch64']['sentences_per_s_greedy']:.1f} sent/s, beam 5 {joey['batch64']['sentences_per_s_beam5']:.1f}"
-          " sent/s (batch 64)", flush=True)
+        out = Path(scratch) / "joey.json"
+        done = subprocess.run(common + extra + ["--json", str(out)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+        if done.returncode != 0:
+            print(f"Joey NMT {' '.join(extra[:1])} failed: {done.stdout.strip().splitlines()[-1:]}", flush=True)
+            return None
+        return json.loads(out.read_text())
+
+
+def joey_train_round(args, result: dict) -> bool:
+    """Joey NMT's training tokens/s over --joey-minutes on the same data, kept as one more round; its
+    median round is its row."""
+    row = run_joey(args, ["--data", args.data, "--minutes", str(args.joey_minutes), "--eval-every", "100000",
+                          "--log-every", "10", "--no-decode"])  # a short run must log its steps
+    if row is None:
+        return False
+    rounds = result.setdefault("joey", {}).setdefault("train_rounds", []) + [row]
+    result["joey"]["train_rounds"] = rounds
+    result["joey"]["train"] = sorted(rounds, key=lambda r: r["tokens_per_s_src_tgt"])[len(rounds) // 2]
+    print(f"Joey NMT training: {row['tokens_per_s_src_tgt']:,.0f} tokens/s (src+tgt)", flush=True)
+    return True
+
+
+def joey_rows(args, result: dict) -> None:
+    """Joey NMT 2.3 on the same machine and threads: decoding at batch 64 and 1 (and its training tokens/s,
+    unless the training rows measured it in turns with attend's)."""
+    if "train" not in result.get("joey", {}) and not joey_train_round(args, result):
+        return
+    joey = result["joey"]
+    for name, batch, limit in (("batch64", 64, args.joey_sentences), ("batch1", 1, args.batch1_sentences)):
+        row = run_joey(args, ["--decode-only", "--workdir", str(args.joey_workdir),
+                              "--decode-batch-sentences", str(batch), "--decode-limit", str(limit)])
+        if row is None:
+            return
+        joey[name] = row
+    print(f"Joey NMT: greedy {joey['batch64']['sentences_per_s_greedy']:.1f} sent/s, beam 5 "
+          f"{joey['batch64']['sentences_per_s_beam5']:.1f} sent/s (batch 64)", flush=True)
 
 
 def add_ctranslate2(loaded, engines: dict) -> None:
@@ -416,6 +448,10 @@ def add_ctranslate2(loaded, engines: dict) -> None:
         engines["CTranslate2 int8"] = ("ctranslate2", str(folders["int8"]), "int8")
     except ImportError as e:
         print(f"CTranslate2 rows skipped: {e}")
+
+
+def _listed(numbers, form: str) -> str:
+    return " ".join(format(x, form) for x in numbers)
 
 
 def print_tables(result: dict, args) -> None:
@@ -459,6 +495,14 @@ def print_tables(result: dict, args) -> None:
             ratios = [c / a for a, c in zip(ours[setting]["rounds_sentences_per_s"],
                                             theirs[setting]["rounds_sentences_per_s"])]
             print(f"| {label} | {' '.join(f'{r:.2f}' for r in ratios)} | {statistics.median_low(ratios):.2f} |")
+    ours, theirs = result.get("training", {}).get("fp32", {}), result.get("joey", {}).get("train_rounds", [])
+    if len(theirs) > 1 and len(ours.get("rounds_tokens_per_s", [])) == len(theirs):
+        attend_rounds = ours["rounds_tokens_per_s"]
+        joey_rounds = [j["tokens_per_s_src_tgt"] for j in theirs]
+        ratios = [a / j for a, j in zip(attend_rounds, joey_rounds)]
+        print(f"\nattend fp32 training tokens/s over Joey NMT's, round by round ({len(ratios)} rounds; attend "
+              f"{_listed(attend_rounds, ',.0f')}, Joey NMT {_listed(joey_rounds, ',.0f')})\n\n"
+              f"| each round | median |\n|---|---:|\n| {_listed(ratios, '.2f')} | {statistics.median_low(ratios):.2f} |")
     print(f"\ntraining tokens/s as the batch grows ({result.get('growth_precision', 'fp32')})\n\n"
           "| batch tokens | tokens/s | padding |\n|---:|---:|---:|")
     for r in result.get("batch_growth", []):
