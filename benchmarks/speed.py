@@ -391,7 +391,7 @@ def output_layer_cost(layer, rows=(1, 5, 64, 128, 320), repeats: int = 7) -> lis
     return out
 
 
-def run_joey(args, extra: list) -> dict | None:
+def run_joey(args, what: str, extra: list) -> dict | None:
     """One benchmarks/peers/joeynmt.py run on this machine's threads: its JSON, or None (said why) if it failed."""
     script = ROOT / "benchmarks" / "peers" / "joeynmt.py"
     common = [sys.executable, str(script), "--venv", str(args.joey_venv), "--threads", str(args.threads)]
@@ -400,7 +400,7 @@ def run_joey(args, extra: list) -> dict | None:
         done = subprocess.run(common + extra + ["--json", str(out)], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
         if done.returncode != 0:
-            print(f"Joey NMT {' '.join(extra[:1])} failed: {done.stdout.strip().splitlines()[-1:]}", flush=True)
+            print(f"Joey NMT {what} failed: {done.stdout.strip().splitlines()[-1:]}", flush=True)
             return None
         return json.loads(out.read_text())
 
@@ -408,12 +408,13 @@ def run_joey(args, extra: list) -> dict | None:
 def joey_train_round(args, result: dict) -> bool:
     """Joey NMT's training tokens/s over --joey-minutes on the same data, kept as one more round; its
     median round is its row."""
-    row = run_joey(args, ["--data", args.data, "--minutes", str(args.joey_minutes), "--eval-every", "100000",
-                          "--log-every", "10", "--no-decode"])  # a short run must log its steps
+    row = run_joey(args, "training", ["--data", args.data, "--minutes", str(args.joey_minutes),
+                                      "--eval-every", "100000", "--log-every", "10",  # a short run must log its steps
+                                      "--no-decode"])
     if row is None:
         return False
-    rounds = result.setdefault("joey", {}).setdefault("train_rounds", []) + [row]
-    result["joey"]["train_rounds"] = rounds
+    rounds = result.setdefault("joey", {}).setdefault("train_rounds", [])
+    rounds.append(row)
     result["joey"]["train"] = sorted(rounds, key=lambda r: r["tokens_per_s_src_tgt"])[len(rounds) // 2]
     print(f"Joey NMT training: {row['tokens_per_s_src_tgt']:,.0f} tokens/s (src+tgt)", flush=True)
     return True
@@ -426,8 +427,9 @@ def joey_rows(args, result: dict) -> None:
         return
     joey = result["joey"]
     for name, batch, limit in (("batch64", 64, args.joey_sentences), ("batch1", 1, args.batch1_sentences)):
-        row = run_joey(args, ["--decode-only", "--workdir", str(args.joey_workdir),
-                              "--decode-batch-sentences", str(batch), "--decode-limit", str(limit)])
+        row = run_joey(args, f"decoding at batch {batch}",
+                       ["--decode-only", "--workdir", str(args.joey_workdir), "--decode-batch-sentences", str(batch),
+                        "--decode-limit", str(limit)])
         if row is None:
             return
         joey[name] = row
