@@ -260,7 +260,7 @@ def training_rows(args, result: dict, device: torch.device) -> None:
             if race and precision == "fp32":  # Joey NMT's turn: the two are compared round by round
                 if not joey_train_round(args, result):
                     race = False
-        row = sorted(rounds, key=lambda r: r["tokens_per_s"])[len(rounds) // 2]  # the median round
+        row = median_round(rounds, "tokens_per_s")
         row["rounds_tokens_per_s"] = [r["tokens_per_s"] for r in rounds]
         row["mfu"] = row["gflops"] / result[f"peak_{precision}"]
         row["peak_rss_mb"] = peak_rss_mb()
@@ -276,6 +276,11 @@ def training_rows(args, result: dict, device: torch.device) -> None:
         row = train_speed(model, data, batch_tokens, growth_precision, max(3, args.steps // 2), device)
         result["batch_growth"].append({"batch_tokens": batch_tokens, **row})
         print(f"batch {batch_tokens}: {row['tokens_per_s']:,.0f} tokens/s", flush=True)
+
+
+def median_round(rounds: list[dict], key: str) -> dict:
+    """The round whose `key` is the median (the upper one of an even count)."""
+    return sorted(rounds, key=lambda r: r[key])[len(rounds) // 2]
 
 
 def make_engine(engine: tuple, threads: int):
@@ -340,7 +345,7 @@ def decode_rows(args, result: dict) -> None:
                         runs[name].append(connection.recv())
                 setting = f"beam{beam}_batch{batch}"
                 for name, rows in runs.items():
-                    row = sorted(rows, key=lambda r: r["sentences_per_s"])[len(rows) // 2]  # the median round
+                    row = median_round(rows, "sentences_per_s")
                     result["decoding"][name][setting] = {
                         **row, "bleu": rows[0].get("bleu"), "rounds_sentences_per_s": [r["sentences_per_s"] for r in rows]}
                     result["decoding"][name]["peak_rss_mb"] = max(r["peak_rss_mb"] for r in rows)
@@ -415,7 +420,7 @@ def joey_train_round(args, result: dict) -> bool:
         return False
     rounds = result.setdefault("joey", {}).setdefault("train_rounds", [])
     rounds.append(row)
-    result["joey"]["train"] = sorted(rounds, key=lambda r: r["tokens_per_s_src_tgt"])[len(rounds) // 2]
+    result["joey"]["train"] = median_round(rounds, "tokens_per_s_src_tgt")
     print(f"Joey NMT training: {row['tokens_per_s_src_tgt']:,.0f} tokens/s (src+tgt)", flush=True)
     return True
 
@@ -496,7 +501,7 @@ def print_tables(result: dict, args) -> None:
                                ("beam1_batch64", "greedy, batch 64"), ("beam5_batch64", "beam 5, batch 64")):
             ratios = [c / a for a, c in zip(ours[setting]["rounds_sentences_per_s"],
                                             theirs[setting]["rounds_sentences_per_s"])]
-            print(f"| {label} | {' '.join(f'{r:.2f}' for r in ratios)} | {statistics.median_low(ratios):.2f} |")
+            print(f"| {label} | {_listed(ratios, '.2f')} | {statistics.median_low(ratios):.2f} |")
     ours, theirs = result.get("training", {}).get("fp32", {}), result.get("joey", {}).get("train_rounds", [])
     if len(theirs) > 1 and len(ours.get("rounds_tokens_per_s", [])) == len(theirs):
         attend_rounds = ours["rounds_tokens_per_s"]

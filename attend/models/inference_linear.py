@@ -83,26 +83,19 @@ class PreparedWeight:
 
     def __init__(self, weight: torch.Tensor, bias: Optional[torch.Tensor]):
         self.weight, self.bias = weight.detach(), (bias.detach() if bias is not None else None)
-        self._transposed: Optional[torch.Tensor] = None
-        self._own_layout: Optional[torch.Tensor] = None  # (out, in), copied
+        self._copied: Optional[Callable] = None  # the product by a copied layout, for any row count
         self._packed: Optional[torch.Tensor] = None
         self._blocks: Optional[tuple] = None  # (threads, blocks, bias blocks) for one row
 
     def __call__(self, rows: torch.Tensor) -> torch.Tensor:
         """rows (n, in) -> (n, out)."""
         if rows.size(0) == 1:
-            threads = torch.get_num_threads()
-            if threads > 1 and self.weight.numel() >= BLOCKS_MIN_ELEMENTS:
-                return self._one_row_in_blocks(rows, threads)
-        elif self.weight.numel() >= ONEDNN_MIN_ELEMENTS and onednn_available():
+            return self.for_one_row()(rows)
+        if self.weight.numel() >= ONEDNN_MIN_ELEMENTS and onednn_available():
             if self._packed is None:
                 self._packed = onednn_reorder(self.weight)  # a blocked layout of its own: not copied
             return onednn_linear(rows, self._packed, self.bias)
-        if self._narrowing():
-            return F.linear(rows, self._own(), self.bias)
-        if self.bias is None:
-            return rows @ self._in_out()
-        return torch.addmm(self.bias, rows, self._in_out())
+        return self._copied_layout_product()(rows)
 
     def for_one_row(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """This product for one row (1, in) -> (1, out) as one call, its layout chosen now rather than at
@@ -110,27 +103,19 @@ class PreparedWeight:
         threads = torch.get_num_threads()
         if threads > 1 and self.weight.numel() >= BLOCKS_MIN_ELEMENTS:
             return functools.partial(self._one_row_in_blocks, threads=threads)
-        if self._narrowing():
-            return functools.partial(F.linear, weight=self._own(), bias=self.bias)
-        if self.bias is None:
-            return functools.partial(torch.mm, mat2=self._in_out())
-        return functools.partial(torch.addmm, self.bias, mat2=self._in_out())
+        return self._copied_layout_product()
 
-    def _narrowing(self) -> bool:
-        """in > out: then the weight's own (out, in) layout was the faster one for few rows."""
-        return self.weight.size(1) > self.weight.size(0)
-
-    def _own(self) -> torch.Tensor:
-        """W (out, in), copied."""
-        if self._own_layout is None:
-            self._own_layout = on_huge_pages(self.weight)
-        return self._own_layout
-
-    def _in_out(self) -> torch.Tensor:
-        """W^T (in, out), contiguous."""
-        if self._transposed is None:
-            self._transposed = on_huge_pages(self.weight.t())
-        return self._transposed
+    def _copied_layout_product(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """rows (n, in) -> (n, out) by a copy of W: (out, in) as it is where the layer narrows (in > out;
+        the faster layout for few rows there), else (in, out)."""
+        if self._copied is None:
+            if self.weight.size(1) > self.weight.size(0):
+                self._copied = functools.partial(F.linear, weight=on_huge_pages(self.weight), bias=self.bias)
+            elif self.bias is None:
+                self._copied = functools.partial(torch.mm, mat2=on_huge_pages(self.weight.t()))
+            else:
+                self._copied = functools.partial(torch.addmm, self.bias, mat2=on_huge_pages(self.weight.t()))
+        return self._copied
 
     def _one_row_in_blocks(self, row: torch.Tensor, threads: int) -> torch.Tensor:
         """row (1, in) -> (1, out), each thread multiplying by its own block of output columns."""
@@ -158,6 +143,11 @@ def cached(owner: nn.Module, name: str, key, make):
     if hit is None or hit[0] != key:
         hit = entries[name] = (key, make())
     return hit[1]
+
+
+def keep(owner: nn.Module, name: str, value) -> None:
+    """Keep `value` for `owner` under `name`, for `kept` to return unchecked."""
+    _PREPARED.setdefault(owner, {})[name] = (None, value)
 
 
 def kept(owner: nn.Module, name: str):

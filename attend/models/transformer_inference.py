@@ -18,9 +18,8 @@ and at batch 1 each product is one call whose layout was chosen once
 (`DecoderWeights.for_rows`). On the Multi30k model these took greedy decoding
 at batch 1 from about 19.7 to 23.9 sentences/s. They serve inference on a CPU
 without attention weights, with float weights or the int8 ones of
-`quantize_int8` (each int8 layer then
-runs its own kernel, and nothing is folded); `Transformer` takes its module
-path otherwise. Memory and the key/value cache have the module path's layout
+`quantize_int8` (each int8 layer then runs its own kernel, and nothing is
+folded); `Transformer` takes its module path otherwise. Memory and the key/value cache have the module path's layout
 (memory has the folded matrices besides), so the two agree step for step
 (tests/test_models.py).
 """
@@ -36,7 +35,7 @@ from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
 from attend.models.base import Tensors
 from attend.models.huge_pages import on_huge_pages
-from attend.models.inference_linear import PreparedWeight, applies, cached, forget, kept
+from attend.models.inference_linear import PreparedWeight, applies, cached, forget, keep, kept
 
 Norm = tuple  # a LayerNorm's (weight, bias)
 STEP_WEIGHTS = "decoder for steps"  # where `fast_encode` leaves the weights for the steps that follow
@@ -269,8 +268,7 @@ def _folding_pays(batch: int, length: int, heads: int, d_model: int) -> bool:
 def fast_encode(model, src: torch.Tensor, src_mask: torch.Tensor) -> Tensors:
     """src (batch, src_len) -> the memory `Transformer.encode` gives; readies the steps' weights."""
     w = encoder_weights(model)
-    steps = decoder_weights(model)
-    cached(model, STEP_WEIGHTS, steps, lambda: steps)
+    keep(model, STEP_WEIGHTS, decoder_weights(model))
     batch, length = src.shape
     d, heads = model.cfg.hidden_size, model.cfg.heads
     x = (F.embedding(src, w.tokens) * w.scale + w.positions[:length]).view(batch * length, d)  # one row per token
