@@ -60,3 +60,5 @@ def test_switched_off_by_the_environment(monkeypatch):
     monkeypatch.setenv("ATTEND_HUGE_PAGES", "0")
     weight = torch.randn(3, 3)
     assert on_huge_pages(weight) is weight
+    transposed = on_huge_pages(weight.t())  # still the contiguous layout the caller asked for
+    assert transposed.is_contiguous() and torch.equal(transposed, weight.t())

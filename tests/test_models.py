@@ -126,22 +126,67 @@ def test_one_row_in_thread_blocks_equals_linear(threads, monkeypatch):
     finally:
         torch.set_num_threads(before)
 
-@pytest.mark.parametrize("blocks_from", [0, 1 << 40], ids=["thread-blocks", "one-thread"])
-def test_the_one_row_product_chosen_once_equals_linear(blocks_from, monkeypatch):
+@pytest.mark.parametrize("blocks_from, threads", [(0, 2), (1 << 40, 2), (1 << 40, 3), (1 << 40, 1)],
+                         ids=["column-blocks", "row-blocks", "row-blocks-padded", "one-thread-copy"])
+def test_the_one_row_product_chosen_once_equals_linear(blocks_from, threads, monkeypatch):
     monkeypatch.setattr(inference_linear, "BLOCKS_MIN_ELEMENTS", blocks_from)
     torch.manual_seed(0)
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(2)
+        torch.set_num_threads(threads)
         for sizes, bias in [((16, 50), True), ((50, 17), True), ((16, 50), False)]:  # widening, narrowing
             layer = torch.nn.Linear(*sizes, bias=bias).eval()
             with torch.no_grad():
-                product = PreparedWeight(layer.weight, layer.bias).for_one_row()
+                weight = PreparedWeight(layer.weight, layer.bias)
+                product = weight.for_one_row()
                 x = torch.randn(1, sizes[0])
                 torch.testing.assert_close(product(x), layer(x), atol=1e-5, rtol=1e-4)
+                wide = torch.randn(1, 2 * sizes[0])
+                torch.testing.assert_close(weight(wide[:, ::2]), layer(wide[:, ::2]), atol=1e-5, rtol=1e-4)  # strided
+                served = {0: weight._blocks, 1 << 40: weight._row_blocks}[blocks_from] if threads > 1 else weight._copied
+                assert served is not None  # the form the parameters name really served
     finally:
         torch.set_num_threads(before)
 
+
+@pytest.mark.parametrize("threads", [2, 3, 4])
+@pytest.mark.parametrize("extra", [{}, {"norm": "post", "positions": "learned", "tie_embeddings": False}],
+                         ids=["pre-norm", "post-norm-learned"])
+def test_the_one_row_step_equals_the_module_path(extra, threads):
+    model = make("transformer", **extra)  # d_model 32: blocks of 16 rows at 2 and 3 threads, of 8 at 4
+    src, _, tgt = batch()
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        with torch.no_grad():
+            for length in (5, 3):  # two sentences: the second's cross-attention is laid out anew
+                memory = model.encode(src[:1, :length], src[:1, :length] != 0)
+                assert "cross_keys_folded0" in memory
+                fast = module = model.init_state(memory)
+                for t in range(tgt.size(1)):
+                    fast_logits, fast, _ = model.step(tgt[:1, t], fast, memory)
+                    module_logits, module, _ = model.step(tgt[:1, t], module, memory, return_attention=True)
+                    torch.testing.assert_close(fast_logits, module_logits, atol=1e-5, rtol=1e-4)
+                    for name in module:
+                        torch.testing.assert_close(fast[name], module[name], atol=1e-5, rtol=1e-4)
+            one_row = step_weights(model, tgt[:1, 0]).one_row_step(model.cfg.heads)
+            assert one_row is not None and one_row.blocks == {2: 2, 3: 2, 4: 4}[threads]
+            assert one_row.cross_attention(memory)[0][0].shape == (4, 3, 32)  # the last sentence's keys, by head
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_one_row_step_stands_aside_on_one_thread():
+    model = make("transformer")
+    src, _, tgt = batch()
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            model.encode(src[:1, :5], src[:1, :5] != 0)
+            assert step_weights(model, tgt[:1, 0]).one_row_step(model.cfg.heads) is None
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("extra", [{}, {"norm": "post", "positions": "learned", "tie_embeddings": False}],

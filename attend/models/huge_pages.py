@@ -62,9 +62,10 @@ _ARENA = Arena()
 
 
 def on_huge_pages(tensor: torch.Tensor) -> torch.Tensor:
-    """A contiguous copy of a CPU tensor in huge-page memory, or the tensor itself where there is none."""
+    """A contiguous copy of a CPU tensor in huge-page memory; where there is none, the tensor made contiguous
+    (itself if it is)."""
     if not available() or tensor.device.type != "cpu" or tensor.numel() == 0:
-        return tensor
+        return tensor.contiguous()
     with torch.inference_mode(False), torch.no_grad():  # a plain tensor, usable in and out of inference mode
         source = tensor.detach().contiguous()
         nbytes = source.numel() * source.element_size()

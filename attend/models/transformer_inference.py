@@ -16,7 +16,8 @@ per layer instead of two d_model x d_model weights; the weights and their
 versions are checked once per encoder pass, not at every step (`step_weights`),
 and at batch 1 each product is one call whose layout was chosen once
 (`DecoderWeights.for_rows`). On the Multi30k model these took greedy decoding
-at batch 1 from about 19.7 to 23.9 sentences/s. They serve inference on a CPU
+at batch 1 from about 19.7 to 23.9 sentences/s. One row with folded
+cross-attention on several threads goes further, through `one_row_step`. They serve inference on a CPU
 without attention weights, with float weights or the int8 ones of
 `quantize_int8` (each int8 layer then runs its own kernel, and nothing is
 folded); `Transformer` takes its module path otherwise. Memory and the key/value cache have the module path's layout
@@ -36,6 +37,7 @@ from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 from attend.models.base import Tensors
 from attend.models.huge_pages import on_huge_pages
 from attend.models.inference_linear import PreparedWeight, applies, cached, forget, keep, kept
+from attend.models.one_row_step import OneRowStep, block_count
 
 Norm = tuple  # a LayerNorm's (weight, bias)
 STEP_WEIGHTS = "decoder for steps"  # where `fast_encode` leaves the weights for the steps that follow
@@ -130,6 +132,18 @@ class DecoderWeights:
         self.out = _stacked(model.out)
         self.eps = model.decoder[0].res_self.norm.eps
         self._one_row = None  # (layers, out) with each product as one call, made at the first batch-1 step
+        self._one_row_step: tuple = (0, None)  # (threads, OneRowStep or None), made at a first step of one row
+
+    def one_row_step(self, heads: int) -> Optional[OneRowStep]:
+        """The step for one row with folded cross-attention where its products apply: float weights and
+        several threads (on one, the (in, out) copies of `for_rows` are faster than blocks of rows)."""
+        threads = torch.get_num_threads()
+        if self._one_row_step[0] != threads:
+            applies_here = (block_count(threads, self.tokens.size(1)) > 1 and all(
+                isinstance(getattr(layer, name), PreparedWeight) for layer in self.layers
+                for name in ("qkv", "self_out", "ff_in", "ff_out")) and isinstance(self.out, PreparedWeight))
+            self._one_row_step = (threads, OneRowStep(self, heads, threads) if applies_here else None)
+        return self._one_row_step[1]
 
     def for_rows(self, batch: int) -> tuple:
         """(layers, output product) for a step of `batch` rows: at batch 1, each float product is one
@@ -303,9 +317,12 @@ def fast_step(model, w: DecoderWeights, prev_token: torch.Tensor, state: Tensors
     """prev_token (batch,) -> logits (batch, vocab), the state one position longer, by the weights
     `step_weights` gives."""
     batch, d, heads = prev_token.size(0), model.cfg.hidden_size, model.cfg.heads
+    folded = "cross_keys_folded0" in memory
+    if batch == 1 and folded and (one_row := w.one_row_step(heads)) is not None:
+        return one_row(prev_token, state, memory)
     position = state["self_k0"].size(2)
     x = torch.add(w.positions[position], w.tokens.index_select(0, prev_token), alpha=w.scale)  # (batch, d_model)
-    folded, pre_norm = "cross_keys_folded0" in memory, w.final_norm is not None
+    pre_norm = w.final_norm is not None
     cross_mask = None if folded else _key_padding(memory["src_mask"])
     new_state = {}
     layers, output = w.for_rows(batch)
