@@ -1,5 +1,7 @@
 """Every family honours the one interface: incremental steps equal teacher forcing, attention is a distribution."""
 
+import threading
+
 import pytest
 import torch
 
@@ -172,6 +174,11 @@ def test_the_one_row_step_equals_the_module_path(extra, threads):
             one_row = step_weights(model, tgt[:1, 0]).one_row_step(model.cfg.heads)
             assert one_row is not None and one_row.blocks == {2: 2, 3: 2, 4: 4}[threads]
             assert one_row.cross_attention(memory)[0][0].shape == (4, 3, 32)  # the last sentence's keys, by head
+            other = model.encode(src[:1, :5], src[:1, :5] != 0)
+            elsewhere = threading.Thread(target=one_row.cross_attention, args=(other,))
+            elsewhere.start()
+            elsewhere.join()  # another thread's sentence leaves this thread's layout alone
+            assert one_row._laid_out.memory is memory["cross_keys_folded0"]
     finally:
         torch.set_num_threads(before)
 

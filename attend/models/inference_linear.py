@@ -140,16 +140,15 @@ class PreparedWeight:
         out = torch.bmm(row, blocks) if bias is None else torch.baddbmm(bias, row, blocks)  # (threads, 1, width)
         return out.view(1, -1)[:, :self.weight.size(0)]
 
-
     def _one_row_in_row_blocks(self, row: torch.Tensor, threads: int) -> torch.Tensor:
         """row (1, in), contiguous -> (1, out), each thread taking the dot products of the row with its
         own block of W's rows."""
         if self._row_blocks is None or self._row_blocks[0] != threads:
             out_size, in_size = self.weight.shape
             width = -(-out_size // threads)  # rows per block; the last block is padded with zeros
-            padded = F.pad(self.weight, (0, 0, 0, width * threads - out_size))  # (threads * width, in)
-            blocks = on_huge_pages(padded.view(threads, width, in_size))
-            bias = None if self.bias is None else F.pad(self.bias, (0, width * threads - out_size)).view(threads, width, 1)
+            missing = width * threads - out_size
+            blocks = on_huge_pages(F.pad(self.weight, (0, 0, 0, missing)).view(threads, width, in_size))
+            bias = None if self.bias is None else F.pad(self.bias, (0, missing)).view(threads, width, 1)
             column = ((threads, in_size, 1), (0, 1, in_size))  # the row for every block, as a column: no copy
             self._row_blocks = (threads, blocks, bias, column, width * threads != out_size)
         _, blocks, bias, column, padded = self._row_blocks

@@ -16,12 +16,14 @@ step is shaped so that it needs few calls:
   normalise over that whole shape;
 - each product is one batched call, a block of the weight's rows per thread
   multiplying the same input column (an `as_strided` view of the input row);
-  the residual stream itself is the call's added term, so no add follows;
+  where a sublayer's output joins the residual stream, the stream is the
+  call's added term, so no add follows;
 - biases ride inside products: the feed-forward's first layer gets one more
   unit whose weights are zero and bias one (its ReLU is always 1), and the
   second layer's bias is that unit's column; the cross-attention's output
   bias is spread over the folded values (`fold_cross_attention`), since each
-  head's attention weights sum to one;
+  head's attention weights sum to one; only the self-attention's output
+  bias is added to the stream by a call of its own;
 - a sentence's folded cross-attention keys and values are laid out for these
   calls at its first step, not at every one.
 
@@ -32,7 +34,7 @@ against 118 through the one-row products of `transformer_inference.fast_step`
 
 from __future__ import annotations
 
-from typing import Optional
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +76,7 @@ class _Layer:
         ff_in, ff_out = weights.ff_in, weights.ff_out
         hidden = ff_in.weight.size(0) + 1
         hidden += -hidden % blocks  # zero units up to a multiple of the blocks
-        self.ff_hidden = hidden
+        self.hidden_column = ((blocks, hidden, 1), (0, 1, hidden))  # the hidden row read whole by every block
         self.ff_in = _row_blocks(_padded_to(ff_in.weight, hidden), blocks)
         self.ff_in_bias = _padded_to(torch.cat([ff_in.bias, ff_in.bias.new_ones(1)]), hidden).reshape(blocks, -1, 1)
         ff_out_weight = torch.cat([ff_out.weight, ff_out.bias[:, None]], dim=1)  # (d_model, ff + 1)
@@ -91,6 +93,7 @@ class OneRowStep:
         self.d_model, self.heads, self.eps, self.scale = d_model, heads, weights.eps, weights.scale
         self.stream = (blocks, d_model // blocks, 1)  # the residual stream's shape
         self.column = ((blocks, d_model, 1), (0, 1, d_model))  # the stream read whole by every block
+        self.heads_column = ((heads, d_model, 1), (0, 1, d_model))  # ... and by every head
         self.tokens = weights.tokens
         self.positions = weights.positions.reshape(-1, *self.stream)
         self.pre_norm = weights.final_norm is not None
@@ -101,64 +104,63 @@ class OneRowStep:
         out = weights.out
         vocab = out.weight.size(0)
         width = -(-vocab // blocks)
-        self.out = on_huge_pages(_padded_to(out.weight, width * blocks).reshape(blocks, width, d_model).transpose(1, 2))
+        blocked = _padded_to(out.weight, width * blocks).reshape(blocks, width, d_model)
+        self.out = on_huge_pages(blocked.transpose(1, 2))  # (blocks, d_model, width)
         self.out_bias = _padded_to(out.bias, width * blocks).reshape(blocks, 1, width)
         self.out_row = ((blocks, 1, d_model), (0, d_model, 1))
         self.logits = ((1, vocab), (width * blocks, 1))
-        self._cross_of: Optional[torch.Tensor] = None  # the memory whose folded keys `_cross` has laid out
-        self._cross: list = []
+        self._laid_out = threading.local()  # per thread: (a memory's first folded keys, its layout)
 
     def cross_attention(self, memory: dict) -> list:
         """Per layer (keys (heads, src_len, d_model), score biases (heads, src_len, 1), values
         (blocks, d_model / blocks, heads * src_len) with the output bias in them, the attention weights'
         view as a column) for a memory of one sentence with folded cross-attention; laid out at its
-        first step."""
-        first = memory["cross_keys_folded0"]
-        if first is not self._cross_of:
+        first step (in each thread that decodes it)."""
+        first, laid_out = memory["cross_keys_folded0"], self._laid_out
+        if getattr(laid_out, "memory", None) is not first:
             heads, d_model = self.heads, self.d_model
-            self._cross = []
+            laid_out.layers = []
             for i, layer in enumerate(self.layers):
                 keys = memory[f"cross_keys_folded{i}"][0].t()  # (heads * src_len, d_model), contiguous
                 length = keys.size(0) // heads
                 values = memory[f"cross_values_folded{i}"][0] + layer.cross_output_bias / heads
-                self._cross.append((keys.reshape(heads, length, d_model),
+                laid_out.layers.append((keys.reshape(heads, length, d_model),
                                     memory[f"cross_bias{i}"].reshape(heads, length, 1),
                                     values.t().contiguous().reshape(self.blocks, -1, heads * length),
                                     ((self.blocks, heads * length, 1), (0, 1, heads * length))))
-            self._cross_of = first
-        return self._cross
+            laid_out.memory = first
+        return laid_out.layers
 
     def __call__(self, prev_token: torch.Tensor, state: dict, memory: dict):
         """prev_token (1,) -> logits (1, vocab), the state one position longer."""
-        stream, (column, column_strides), eps = self.stream, self.column, self.eps
-        heads, pre_norm = self.heads, self.pre_norm
+        stream, column, eps, heads, pre_norm = self.stream, self.column, self.eps, self.heads, self.pre_norm
         position = state["self_k0"].size(2)
         x = torch.add(self.positions[position], self.tokens.index_select(0, prev_token).view(stream),
                       alpha=self.scale)  # (blocks, d_model / blocks, 1)
         new_state = {}
         for layer, cross, (k_name, v_name) in zip(self.layers, self.cross_attention(memory), self.names):
             h = torch.layer_norm(x, stream, *layer.norms[0], eps) if pre_norm else x
-            qkv = torch.baddbmm(layer.qkv_bias, layer.qkv, h.as_strided(column, column_strides))
+            qkv = torch.baddbmm(layer.qkv_bias, layer.qkv, h.as_strided(*column))
             q, k, v = qkv.view(3, 1, heads, 1, -1).unbind(0)  # each (1, heads, 1, d_k)
             keys = new_state[k_name] = torch.cat([state[k_name], k], dim=2)
             values = new_state[v_name] = torch.cat([state[v_name], v], dim=2)
             attended = F.scaled_dot_product_attention(q, keys, values)  # (1, heads, 1, d_k): d_model numbers
             x = torch.baddbmm(torch.add(x, layer.self_out_bias), layer.self_out,
-                              attended.as_strided(column, column_strides))
+                              attended.as_strided(*column))
             if not pre_norm:
                 x = torch.layer_norm(x, stream, *layer.norms[0], eps)
 
             cross_keys, cross_bias, cross_values, weights_column = cross
             h = torch.layer_norm(x, stream, *layer.norms[1], eps) if pre_norm else x
-            scores = torch.baddbmm(cross_bias, cross_keys, h.as_strided((heads, self.d_model, 1), (0, 1, self.d_model)))
+            scores = torch.baddbmm(cross_bias, cross_keys, h.as_strided(*self.heads_column))
             weights = torch.softmax(scores, dim=1)  # (heads, src_len, 1)
             x = torch.baddbmm(x, cross_values, weights.as_strided(*weights_column))
             if not pre_norm:
                 x = torch.layer_norm(x, stream, *layer.norms[1], eps)
 
             h = torch.layer_norm(x, stream, *layer.norms[2], eps) if pre_norm else x
-            hidden = torch.relu_(torch.baddbmm(layer.ff_in_bias, layer.ff_in, h.as_strided(column, column_strides)))
-            x = torch.baddbmm(x, layer.ff_out, hidden.as_strided((self.blocks, layer.ff_hidden, 1), (0, 1, layer.ff_hidden)))
+            hidden = torch.relu_(torch.baddbmm(layer.ff_in_bias, layer.ff_in, h.as_strided(*column)))
+            x = torch.baddbmm(x, layer.ff_out, hidden.as_strided(*layer.hidden_column))
             if not pre_norm:
                 x = torch.layer_norm(x, stream, *layer.norms[2], eps)
         if pre_norm:

@@ -17,10 +17,11 @@ versions are checked once per encoder pass, not at every step (`step_weights`),
 and at batch 1 each product is one call whose layout was chosen once
 (`DecoderWeights.for_rows`). On the Multi30k model these took greedy decoding
 at batch 1 from about 19.7 to 23.9 sentences/s. One row with folded
-cross-attention on several threads goes further, through `one_row_step`. They serve inference on a CPU
-without attention weights, with float weights or the int8 ones of
-`quantize_int8` (each int8 layer then runs its own kernel, and nothing is
-folded); `Transformer` takes its module path otherwise. Memory and the key/value cache have the module path's layout
+cross-attention on several threads goes further, through `one_row_step`.
+They serve inference on a CPU without attention weights, with float weights
+or the int8 ones of `quantize_int8` (each int8 layer then runs its own
+kernel, and nothing is folded); `Transformer` takes its module path
+otherwise. Memory and the key/value cache have the module path's layout
 (memory has the folded matrices besides), so the two agree step for step
 (tests/test_models.py).
 """
