@@ -134,11 +134,11 @@ def _greedy_one_sentence(model, src, src_mask, limit: int) -> list[list[Hypothes
     over all steps together (on the Multi30k Transformer a log-softmax over its 8,001 tokens took 90 us
     per step, a third of the search's own time)."""
     memory = model.encode(src, src_mask)
-    state = model.init_state(memory)
+    state, step = model.init_state(memory), model.stepper(memory)
     prev = torch.full((1,), BOS_ID, dtype=torch.long, device=src.device)
     tokens, steps = [], []  # the tokens, the logits (1, vocab) of each step
     for t in range(limit):
-        logits, state, _ = model.step(prev, state, memory)
+        logits, state, _ = step(prev, state)
         steps.append(logits)
         if t == limit - 1:
             break  # the last allowed step: only </s>

@@ -164,13 +164,17 @@ def test_the_one_row_step_equals_the_module_path(extra, threads):
             for length in (5, 3):  # two sentences: the second's cross-attention is laid out anew
                 memory = model.encode(src[:1, :length], src[:1, :length] != 0)
                 assert "cross_keys_folded0" in memory
-                fast = module = model.init_state(memory)
+                fast = bound = module = model.init_state(memory)
+                step = model.stepper(memory)  # the one-row step itself, checked once
                 for t in range(tgt.size(1)):
                     fast_logits, fast, _ = model.step(tgt[:1, t], fast, memory)
+                    bound_logits, bound, _ = step(tgt[:1, t], bound)
                     module_logits, module, _ = model.step(tgt[:1, t], module, memory, return_attention=True)
                     torch.testing.assert_close(fast_logits, module_logits, atol=1e-5, rtol=1e-4)
+                    torch.testing.assert_close(bound_logits, module_logits, atol=1e-5, rtol=1e-4)
                     for name in module:
                         torch.testing.assert_close(fast[name], module[name], atol=1e-5, rtol=1e-4)
+                        torch.testing.assert_close(bound[name], module[name], atol=1e-5, rtol=1e-4)
             one_row = step_weights(model, tgt[:1, 0]).one_row_step(model.cfg.heads)
             assert one_row is not None and one_row.blocks == {2: 2, 3: 2, 4: 4}[threads]
             assert one_row.cross_attention(memory)[0][0].shape == (4, 3, 32)  # the last sentence's keys, by head

@@ -24,6 +24,9 @@ for pictures: "cross" always (when the family attends), "encoder" and
 
 from __future__ import annotations
 
+import functools
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -48,6 +51,12 @@ class Seq2Seq(nn.Module):
 
     def step(self, prev_token: torch.Tensor, state: Tensors, memory: Tensors, return_attention: bool = False):
         raise NotImplementedError
+
+    def stepper(self, memory: Tensors) -> Callable[[torch.Tensor, Tensors], tuple]:
+        """`step` without attention, bound to one memory for a search that keeps its rows (no
+        `select_rows`): (prev_token, state) -> logits, state, None. A family may check once here
+        what `step` checks at every call."""
+        return functools.partial(self.step, memory=memory)
 
     def attention_maps(self, src, src_mask, tgt_in) -> tuple[torch.Tensor, Tensors]:
         """Teacher-forced logits and {name: (batch, layers, heads, queries, keys)} attention maps."""
