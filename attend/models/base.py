@@ -9,6 +9,8 @@ Training, search, evaluation and (later) pictures talk to a model only through:
 
 `memory` and `state` are dicts of tensors with the batch first, so search can
 reorder beams or drop finished sentences with `select_rows`, whatever the family.
+A search that keeps its rows may take `stepper(memory)`, `step` bound to that
+memory, where a family checks once what `step` checks at every call.
 
 Attention, when asked for with `return_attention=True`, always has the shape
 (batch, layers, heads, tgt_len, src_len) from `decode` and
