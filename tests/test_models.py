@@ -151,6 +151,26 @@ def test_the_one_row_product_chosen_once_equals_linear(blocks_from, threads, mon
         torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_a_few_rows_in_row_blocks_equal_linear(threads):
+    torch.manual_seed(0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        for sizes, bias in [((16, 50), True), ((50, 17), True), ((16, 50), False)]:  # 17, 50 rows: padded at 3
+            layer = torch.nn.Linear(*sizes, bias=bias).eval()
+            weight = PreparedWeight(layer.weight, layer.bias)
+            with torch.no_grad():
+                for count in (2, 5, inference_linear.ROW_BLOCKS_MAX_ROWS):
+                    x = torch.randn(count, 2 * sizes[0])[:, ::2]  # strided rows
+                    torch.testing.assert_close(weight(x), layer(x), atol=1e-5, rtol=1e-4)
+                assert weight._row_blocks is not None and weight._row_blocks[1].size(0) == threads
+                many = torch.randn(inference_linear.ROW_BLOCKS_MAX_ROWS + 1, sizes[0])  # another form's rows
+                torch.testing.assert_close(weight(many), layer(many), atol=1e-5, rtol=1e-4)
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("threads", [2, 3, 4])
 @pytest.mark.parametrize("extra", [{}, {"norm": "post", "positions": "learned", "tie_embeddings": False}],
                          ids=["pre-norm", "post-norm-learned"])

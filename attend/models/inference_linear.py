@@ -21,6 +21,9 @@ when first needed:
   two threads: 256 -> 1024 in 63 us (the (in, out) copy below: 70), 1024 ->
   256 in 61 (81), 256 -> 768 in 49 (65), 256 -> 256 in 23 (35); for the
   output layer the column blocks above stay faster (349 against 390 us);
+- a few rows (up to 16), several threads, a smaller weight: the same blocks
+  of rows, the rows read as columns side by side and the result copied back
+  to rows (ROW_BLOCKS_MAX_ROWS has the numbers);
 - one row, one thread: a contiguous (in, out) copy, multiplied with `addmm`
   (353 us above), unless the layer narrows (in > out): then its own layout was
   the faster one (84 against 123 us for 1024 -> 256 with the weight out of cache);
@@ -59,6 +62,10 @@ BLOCKS_MIN_ELEMENTS = 1 << 20  # an 8,000 x 256 output layer: for smaller weight
 # a 768 x 256 weight, the Transformer's stacked query, key and value: in a beam-5 step it took 0.43 ms per
 # step by oneDNN against 0.65 ms by the (in, out) copy; a 256 x 256 weight, 0.33 against 0.28
 ONEDNN_MIN_ELEMENTS = 1 << 17
+# up to this many rows, weights below BLOCKS_MIN_ELEMENTS are multiplied in blocks of rows, one per thread:
+# at 5 rows (a beam of 5) 256 -> 1024 took 124 us against oneDNN's 137, 1024 -> 256 97 against 140,
+# 256 -> 768 96 against 109, 256 -> 256 45 against the (in, out) copy's 69; at 32 rows oneDNN was as fast
+ROW_BLOCKS_MAX_ROWS = 16
 
 
 def onednn_reorder(weight: torch.Tensor) -> torch.Tensor:
@@ -95,8 +102,12 @@ class PreparedWeight:
 
     def __call__(self, rows: torch.Tensor) -> torch.Tensor:
         """rows (n, in) -> (n, out)."""
-        if rows.size(0) == 1:
+        count = rows.size(0)
+        if count == 1:
             return self.for_one_row()(rows.contiguous())
+        threads = torch.get_num_threads()
+        if count <= ROW_BLOCKS_MAX_ROWS and threads > 1 and self.weight.numel() < BLOCKS_MIN_ELEMENTS:
+            return self._rows_in_row_blocks(rows.contiguous(), threads)
         if self.weight.numel() >= ONEDNN_MIN_ELEMENTS and onednn_available():
             if self._packed is None:
                 self._packed = onednn_reorder(self.weight)  # a blocked layout of its own: not copied
@@ -140,9 +151,9 @@ class PreparedWeight:
         out = torch.bmm(row, blocks) if bias is None else torch.baddbmm(bias, row, blocks)  # (threads, 1, width)
         return out.view(1, -1)[:, :self.weight.size(0)]
 
-    def _one_row_in_row_blocks(self, row: torch.Tensor, threads: int) -> torch.Tensor:
-        """row (1, in), contiguous -> (1, out), each thread taking the dot products of the row with its
-        own block of W's rows."""
+    def _row_blocks_for(self, threads: int) -> tuple:
+        """(threads, W's rows in one block per thread (threads, width, in), bias blocks (threads, width, 1)
+        or None, the one-row input's view as a column, whether the last block is padded)."""
         if self._row_blocks is None or self._row_blocks[0] != threads:
             out_size, in_size = self.weight.shape
             width = -(-out_size // threads)  # rows per block; the last block is padded with zeros
@@ -150,11 +161,25 @@ class PreparedWeight:
             blocks = on_huge_pages(F.pad(self.weight, (0, 0, 0, missing)).view(threads, width, in_size))
             bias = None if self.bias is None else F.pad(self.bias, (0, missing)).view(threads, width, 1)
             column = ((threads, in_size, 1), (0, 1, in_size))  # the row for every block, as a column: no copy
-            self._row_blocks = (threads, blocks, bias, column, width * threads != out_size)
-        _, blocks, bias, column, padded = self._row_blocks
+            self._row_blocks = (threads, blocks, bias, column, missing > 0)
+        return self._row_blocks
+
+    def _one_row_in_row_blocks(self, row: torch.Tensor, threads: int) -> torch.Tensor:
+        """row (1, in), contiguous -> (1, out), each thread taking the dot products of the row with its
+        own block of W's rows."""
+        _, blocks, bias, column, padded = self._row_blocks_for(threads)
         column = row.as_strided(*column)
         out = torch.bmm(blocks, column) if bias is None else torch.baddbmm(bias, blocks, column)  # (threads, width, 1)
         return out.view(1, -1)[:, :self.weight.size(0)] if padded else out.view(1, -1)
+
+    def _rows_in_row_blocks(self, rows: torch.Tensor, threads: int) -> torch.Tensor:
+        """rows (n, in), contiguous, a few -> (n, out): the one-row product's blocks, the rows read as
+        columns side by side, the (out, n) result copied back to rows."""
+        _, blocks, bias, _, _ = self._row_blocks_for(threads)
+        count, in_size = rows.shape
+        columns = rows.as_strided((blocks.size(0), in_size, count), (0, 1, in_size))
+        out = torch.bmm(blocks, columns) if bias is None else torch.baddbmm(bias, blocks, columns)  # (threads, width, n)
+        return out.view(-1, count)[:self.weight.size(0)].t().contiguous()
 
 
 # module -> {name: (key, value)}; weak, and outside the module, so a copy of a model never inherits it
