@@ -125,9 +125,9 @@ class OneRowStep:
                 length = keys.size(0) // heads
                 values = memory[f"cross_values_folded{i}"][0] + layer.cross_output_bias / heads
                 laid_out.layers.append((keys.reshape(heads, length, d_model),
-                                    memory[f"cross_bias{i}"].reshape(heads, length, 1),
-                                    values.t().contiguous().reshape(self.blocks, -1, heads * length),
-                                    ((self.blocks, heads * length, 1), (0, 1, heads * length))))
+                                        memory[f"cross_bias{i}"].reshape(heads, length, 1),
+                                        values.t().contiguous().reshape(self.blocks, -1, heads * length),
+                                        ((self.blocks, heads * length, 1), (0, 1, heads * length))))
             laid_out.memory = first
         return laid_out.layers
 
