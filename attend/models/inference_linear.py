@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +90,16 @@ def onednn_available() -> bool:
         return False
 
 
+class RowBlocks(NamedTuple):
+    """A weight W (out, in) cut into one block of its rows per thread, for few rows on several threads."""
+
+    threads: int
+    weight: torch.Tensor  # (threads, width, in), the last block padded with zero rows
+    bias: Optional[torch.Tensor]  # (threads, width, 1)
+    column: tuple  # (size, stride) that read one contiguous row (1, in) as a column for every block
+    padded: bool
+
+
 class PreparedWeight:
     """x W^T + b for inference on a CPU, W (out, in) held in the layout that is fast for x's row count."""
 
@@ -98,7 +108,7 @@ class PreparedWeight:
         self._copied: Optional[Callable] = None  # the product by a copied layout, for any row count
         self._packed: Optional[torch.Tensor] = None
         self._blocks: Optional[tuple] = None  # (threads, blocks, bias blocks) for one row, a large weight
-        self._row_blocks: Optional[tuple] = None  # (threads, blocks, bias blocks, the row's view, padded)
+        self._row_blocks: Optional[RowBlocks] = None
 
     def __call__(self, rows: torch.Tensor) -> torch.Tensor:
         """rows (n, in) -> (n, out)."""
@@ -137,37 +147,41 @@ class PreparedWeight:
                 self._copied = functools.partial(torch.addmm, self.bias, mat2=on_huge_pages(self.weight.t()))
         return self._copied
 
-    def _one_row_in_blocks(self, row: torch.Tensor, threads: int) -> torch.Tensor:
-        """row (1, in) -> (1, out), each thread multiplying by its own block of output columns."""
+    def column_blocks(self, threads: int) -> tuple:
+        """(threads, W's output columns in one block per thread (threads, in, width), bias blocks
+        (threads, 1, width) or None); the last block is padded with zeros."""
         if self._blocks is None or self._blocks[0] != threads:
             out_size, in_size = self.weight.shape
-            width = -(-out_size // threads)  # columns per block; the last block is padded with zeros
+            width = -(-out_size // threads)  # columns per block
             padded = F.pad(self.weight, (0, 0, 0, width * threads - out_size))  # (threads * width, in)
             blocks = on_huge_pages(padded.view(threads, width, in_size).transpose(1, 2))  # (threads, in, width)
             bias = None if self.bias is None else F.pad(self.bias, (0, width * threads - out_size)).view(threads, 1, width)
             self._blocks = (threads, blocks, bias)
-        _, blocks, bias = self._blocks
+        return self._blocks
+
+    def _one_row_in_blocks(self, row: torch.Tensor, threads: int) -> torch.Tensor:
+        """row (1, in) -> (1, out), each thread multiplying by its own block of output columns."""
+        _, blocks, bias = self.column_blocks(threads)
         row = row.expand(blocks.size(0), 1, row.size(1))  # the same row for every block, no copy
         out = torch.bmm(row, blocks) if bias is None else torch.baddbmm(bias, row, blocks)  # (threads, 1, width)
         return out.view(1, -1)[:, :self.weight.size(0)]
 
-    def _row_blocks_for(self, threads: int) -> tuple:
-        """(threads, W's rows in one block per thread (threads, width, in), bias blocks (threads, width, 1)
-        or None, the one-row input's view as a column, whether the last block is padded)."""
-        if self._row_blocks is None or self._row_blocks[0] != threads:
+    def row_blocks(self, threads: int) -> RowBlocks:
+        """W's rows in one block per thread, made once per thread count."""
+        if self._row_blocks is None or self._row_blocks.threads != threads:
             out_size, in_size = self.weight.shape
             width = -(-out_size // threads)  # rows per block; the last block is padded with zeros
             missing = width * threads - out_size
             blocks = on_huge_pages(F.pad(self.weight, (0, 0, 0, missing)).view(threads, width, in_size))
             bias = None if self.bias is None else F.pad(self.bias, (0, missing)).view(threads, width, 1)
             column = ((threads, in_size, 1), (0, 1, in_size))  # the row for every block, as a column: no copy
-            self._row_blocks = (threads, blocks, bias, column, missing > 0)
+            self._row_blocks = RowBlocks(threads, blocks, bias, column, missing > 0)
         return self._row_blocks
 
     def _one_row_in_row_blocks(self, row: torch.Tensor, threads: int) -> torch.Tensor:
         """row (1, in), contiguous -> (1, out), each thread taking the dot products of the row with its
         own block of W's rows."""
-        _, blocks, bias, column, padded = self._row_blocks_for(threads)
+        _, blocks, bias, column, padded = self.row_blocks(threads)
         column = row.as_strided(*column)
         out = torch.bmm(blocks, column) if bias is None else torch.baddbmm(bias, blocks, column)  # (threads, width, 1)
         return out.view(1, -1)[:, :self.weight.size(0)] if padded else out.view(1, -1)
@@ -175,7 +189,7 @@ class PreparedWeight:
     def _rows_in_row_blocks(self, rows: torch.Tensor, threads: int) -> torch.Tensor:
         """rows (n, in), contiguous, a few -> (n, out): the one-row product's blocks, the rows read as
         columns side by side, the (out, n) result copied back to rows."""
-        _, blocks, bias, _, _ = self._row_blocks_for(threads)
+        _, blocks, bias, _, _ = self.row_blocks(threads)
         count, in_size = rows.shape
         columns = rows.as_strided((blocks.size(0), in_size, count), (0, 1, in_size))
         out = torch.bmm(blocks, columns) if bias is None else torch.baddbmm(bias, blocks, columns)  # (threads, width, n)

@@ -39,7 +39,7 @@ import threading
 import torch
 import torch.nn.functional as F
 
-from attend.models.huge_pages import on_huge_pages
+from attend.models.inference_linear import PreparedWeight
 
 
 def block_count(threads: int, d_model: int) -> int:
@@ -48,39 +48,26 @@ def block_count(threads: int, d_model: int) -> int:
     return max((t for t in range(1, threads + 1) if d_model % t == 0), default=1)
 
 
-def _row_blocks(weight: torch.Tensor, blocks: int) -> torch.Tensor:
-    """W (out, in), out divisible by `blocks` -> (blocks, out / blocks, in): each block a run of W's rows."""
-    out_size, in_size = weight.shape
-    return on_huge_pages(weight.reshape(blocks, out_size // blocks, in_size))
-
-
-def _padded_to(tensor: torch.Tensor, size: int, dim: int = 0) -> torch.Tensor:
-    """`tensor` with zeros appended along `dim` up to `size`."""
-    missing = size - tensor.size(dim)
-    pad = [0, 0] * (tensor.dim() - 1 - dim) + [0, missing]
-    return F.pad(tensor, pad) if missing else tensor
-
-
 class _Layer:
     """One decoder layer's weights in the step's layouts (see the module's docstring)."""
 
     def __init__(self, weights, blocks: int, d_model: int):
         shape = (blocks, d_model // blocks, 1)  # the residual stream's
         self.norms = [(weight.reshape(shape), bias.reshape(shape)) for weight, bias in weights.norms]
-        self.qkv = _row_blocks(weights.qkv.weight, blocks)  # (blocks, 3 * d_model / blocks, d_model)
-        self.qkv_bias = weights.qkv.bias.reshape(blocks, -1, 1)
-        self.self_out = _row_blocks(weights.self_out.weight, blocks)
-        self.self_out_bias = weights.self_out.bias.reshape(shape)
+        qkv, self_out = weights.qkv.row_blocks(blocks), weights.self_out.row_blocks(blocks)
+        self.qkv, self.qkv_bias = qkv.weight, qkv.bias  # (blocks, 3 * d_model / blocks, d_model), (..., 1)
+        self.self_out, self.self_out_bias = self_out.weight, self_out.bias  # the bias in the stream's shape
         self.cross_output_bias = weights.cross_output_bias
-        # feed-forward: one more hidden unit that is always 1 carries the second layer's bias
+        # feed-forward: one more hidden unit that is always 1 (weights 0, bias 1) carries the second layer's bias
         ff_in, ff_out = weights.ff_in, weights.ff_out
-        hidden = ff_in.weight.size(0) + 1
-        hidden += -hidden % blocks  # zero units up to a multiple of the blocks
+        always_one = PreparedWeight(torch.cat([ff_in.weight, ff_in.weight.new_zeros(1, d_model)]),
+                                    torch.cat([ff_in.bias, ff_in.bias.new_ones(1)])).row_blocks(blocks)
+        self.ff_in, self.ff_in_bias = always_one.weight, always_one.bias  # zero units up to whole blocks
+        hidden = self.ff_in.size(0) * self.ff_in.size(1)
         self.hidden_column = ((blocks, hidden, 1), (0, 1, hidden))  # the hidden row read whole by every block
-        self.ff_in = _row_blocks(_padded_to(ff_in.weight, hidden), blocks)
-        self.ff_in_bias = _padded_to(torch.cat([ff_in.bias, ff_in.bias.new_ones(1)]), hidden).reshape(blocks, -1, 1)
         ff_out_weight = torch.cat([ff_out.weight, ff_out.bias[:, None]], dim=1)  # (d_model, ff + 1)
-        self.ff_out = _row_blocks(_padded_to(ff_out_weight, hidden, dim=1), blocks)
+        ff_out_weight = F.pad(ff_out_weight, (0, hidden - ff_out_weight.size(1)))  # zero columns for the zero units
+        self.ff_out = PreparedWeight(ff_out_weight, None).row_blocks(blocks).weight
 
 
 class OneRowStep:
@@ -101,12 +88,8 @@ class OneRowStep:
         self.layers = [_Layer(layer, blocks, d_model) for layer in weights.layers]
         self.names = [(f"self_k{i}", f"self_v{i}") for i in range(len(self.layers))]
         # the output layer in one block of columns per thread, as the large products of `inference_linear`
-        out = weights.out
-        vocab = out.weight.size(0)
-        width = -(-vocab // blocks)
-        blocked = _padded_to(out.weight, width * blocks).reshape(blocks, width, d_model)
-        self.out = on_huge_pages(blocked.transpose(1, 2))  # (blocks, d_model, width)
-        self.out_bias = _padded_to(out.bias, width * blocks).reshape(blocks, 1, width)
+        _, self.out, self.out_bias = weights.out.column_blocks(blocks)  # (blocks, d_model, width)
+        vocab, width = weights.out.weight.size(0), self.out.size(2)
         self.out_row = ((blocks, 1, d_model), (0, d_model, 1))
         self.logits = ((1, vocab), (width * blocks, 1))
         self._laid_out = threading.local()  # per thread: (a memory's first folded keys, its layout)
