@@ -4,7 +4,8 @@ Prints one table: forward + backward time of dropout alone on the tensor sizes
 of a training batch of a config's model (by default the G2P Transformer,
 configs/g2p-transformer.yaml, batches of 16,000 tokens), then one whole
 training step of that model with each dropout. Rounds alternate between the
-two, and the table gives each one's median.
+two; the table gives each one's median time, and the median of the rounds'
+speed-ups (one round's pair of times shares that moment's machine speed).
 
     python benchmarks/dropout.py --threads 2
     python benchmarks/dropout.py --config configs/multi30k-en-de-transformer.yaml --data-dir ../shared/data/multi30k
@@ -100,12 +101,15 @@ def main() -> None:
 
     print(f"\n{args.config.name}: dropout p={config.model.dropout:g}, forward + backward, {args.threads} threads, "
           f"torch {torch.__version__}, median of {args.rounds} alternating rounds\n")
-    print("| what | PyTorch F.dropout | attend | speed-up |")
-    print("|---|---:|---:|---:|")
+    print("| what | PyTorch F.dropout | attend | speed-up | speed-up in each round |")
+    print("|---|---:|---:|---:|---|")
     for what, by_name in results.items():
         ours, theirs = statistics.median(by_name["attend"]), statistics.median(by_name["PyTorch F.dropout"])
         unit, scale = ("s", 1) if what == "one training step" else ("ms", 1000)
-        print(f"| {what} | {theirs * scale:.2f} {unit} | {ours * scale:.2f} {unit} | {theirs / ours:.2f}x |")
+        ratios = [t / o for t, o in zip(by_name["PyTorch F.dropout"], by_name["attend"])]
+        rounds = " ".join(f"{r:.2f}" for r in ratios)
+        print(f"| {what} | {theirs * scale:.2f} {unit} | {ours * scale:.2f} {unit} | "
+              f"{statistics.median(ratios):.2f}x | {rounds} |")
 
 
 if __name__ == "__main__":
