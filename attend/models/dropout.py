@@ -8,9 +8,9 @@ default generator, so `torch.manual_seed` and the RNG state saved in a
 checkpoint govern it as before. An element is dropped when its 16 bits fall
 below round(p * 65536), so the dropped share is p to within 1/65536, and the
 kept ones are scaled by the exact inverse of the kept share. Forward and
-backward together, 2 threads: 15 ms instead of 42 for 3.1 million numbers, 54
-instead of 162 for 12.3 million, and a whole training step of that model 5.73 s
-instead of 6.82 (benchmarks/dropout.py).
+backward together, 2 threads: 15 ms instead of 40 for 3.1 million numbers, 55
+instead of 159 for 12.3 million, and a whole training step of that model 5.75 s
+instead of 6.79 (benchmarks/dropout.py).
 
 Other devices keep `F.dropout`, whose fused kernel has no such cost.
 """
