@@ -89,6 +89,14 @@ def make_optimizer(model: torch.nn.Module, t) -> torch.optim.Optimizer:
         return adam(model.parameters(), **options)
 
 
+def _record_step(line: str) -> float:
+    """The step of one metrics.jsonl line; a line cut short by a crash counts as after every step."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return math.inf
+
+
 def length_limit(config: Config) -> int:
     """The longest sequence (tokens incl. </s>) trained on: data.max_len, capped by the model's positions."""
     return min(config.data.max_len, config.model.max_positions)
@@ -319,6 +327,18 @@ class Trainer:
             random.setstate((3, tuple(state["python_rng"]), None))
         except (KeyError, ValueError, RuntimeError) as e:
             raise AttendError(f"{checkpoint_dir}: training state does not match this model ({e})") from None
+        self._forget_metrics_after(self.step)
+
+    def _forget_metrics_after(self, step: int) -> None:
+        """Drop the records of steps after `step` from metrics.jsonl: an interrupted run logged them, and the
+        resumed run logs them again, so curves would otherwise show those steps twice."""
+        path = self.folder / "metrics.jsonl"
+        if not path.is_file():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if _record_step(line) <= step]
+        if len(kept) < len(lines):
+            checkpoint.atomic_write(path, "".join(kept))
 
     # ----- reporting ----------------------------------------------------------------------------
     def _say(self, message: str) -> None:

@@ -1,6 +1,7 @@
 """Training learns, checkpoints round-trip, and a resumed run continues exactly where it stopped."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -81,6 +82,21 @@ def test_resume_continues_exactly(tmp_path):
     last_valid = lambda run: [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()
                               if "valid" in line][-1]
     assert last_valid("stopped")["target_tokens"] == last_valid("straight")["target_tokens"] > 0
+
+
+def test_resuming_an_interrupted_run_logs_each_step_once(tmp_path):
+    # a run killed after its step-20 checkpoint had logged up to step 40 and half a line; it resumes at 20
+    cfg = tiny_config("transformer", train={"max_steps": 40, "eval_every": 20, "log_every": 10})
+    folder = tmp_path / "interrupted"
+    train(cfg, folder, progress=False)
+    shutil.rmtree(folder / "checkpoints/step-00000040")
+    with open(folder / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"step": 4')
+    resume(folder, progress=False)
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    training_steps = [r["step"] for r in records if "loss" in r]
+    validation_steps = [r["step"] for r in records if "valid" in r]
+    assert training_steps == [10, 20, 30, 40] and validation_steps == [20, 40]
 
 
 def test_training_into_an_existing_folder_is_refused(trained_folder):
