@@ -33,13 +33,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from attend.checkpoint import load_folder_config  # noqa: E402
 from attend.config import load_config, with_overrides  # noqa: E402
 from attend.evaluate import wer_per  # noqa: E402
 from attend.inference import SearchOptions, Translator  # noqa: E402
 from attend.models import count_parameters  # noqa: E402
 from attend.recipes import group_references  # noqa: E402
 from attend.recipes.g2p_cmudict import load as load_g2p_task, test_pairs  # noqa: E402
-from attend.checkpoint import load_folder_config  # noqa: E402
 from attend.train import resume, train  # noqa: E402
 from variants import (add_variant_args, best_or_averaged, check_variant_args, device_name,  # noqa: E402
                       reused_result)
