@@ -13,8 +13,12 @@
 # (3.75 s a step for d_model 256, 1.8 s for d_model 128 with 4+4 layers); and a larger G2P
 # Transformer. The jobs share the GPU, so each row's steps are what it got while sharing.
 # EXTRA_JOBS adds rows, lines of "m30k|g2p NAME FAMILY [--set SECTION.KEY=VALUE ...]", and
-# ONLY_EXTRA=1 runs those alone. With USE_MPS=1 the jobs run under NVIDIA's multi-process
-# service, so their kernels overlap instead of taking turns.
+# ONLY_EXTRA=1 runs those alone. A line "joey NAME [joeynmt.py options]" races Joey NMT 2.3
+# (benchmarks/peers/joeynmt.py, its own recipe, latest weights) on the Multi30k data for the
+# same minutes; its venv sees the image's CUDA torch and gets Joey from the wheels in
+# JOEY_WHEELS (default .whl; benchmarks/peers/joeynmt_wheels.sh downloads them). With
+# USE_MPS=1 the jobs run under NVIDIA's multi-process service, so their kernels overlap
+# instead of taking turns. Every finished row is printed as JSON at the end.
 set -u -o pipefail
 if [ $# -lt 4 ]; then
     echo "usage: one_gpu.sh MULTI30K_DIR CMUDICT_TRAIN OUT MINUTES [speed|train]" >&2
@@ -58,9 +62,22 @@ g2p transformer-d256 transformer --set model.hidden_size=256 --set model.ff_size
 EOF
 printf '%s\n' "${EXTRA_JOBS:-}" >> "$jobs_file"
 
+joey_venv=$out/joey-venv
+joey_gpu=--gpu  # a machine without nvidia-smi runs the same jobs on its CPU, as a smoke test
+command -v nvidia-smi >/dev/null || joey_gpu=
+if grep -q '^joey ' "$jobs_file" && ! "$joey_venv/bin/python" -c 'import joeynmt.training' 2>/dev/null; then
+    wheels=${JOEY_WHEELS:-.whl}
+    ls "$wheels"/joeynmt-*.whl >/dev/null 2>&1 || {
+        echo "one_gpu.sh: a joey job needs Joey NMT's wheels in $wheels (benchmarks/peers/joeynmt_wheels.sh)" >&2
+        exit 2
+    }
+    python3 -m venv --system-site-packages "$joey_venv" &&
+        "$joey_venv/bin/python" -m pip install -q --no-index --no-deps "$wheels"/*.whl || exit 2
+fi
+
 pids=()
 while read -r kind name family rest; do
-    [ -z "$kind" ] && continue
+    [[ -z "$kind" || $kind == \#* ]] && continue
     read -ra words <<< "$rest"
     overrides=()
     for w in "${words[@]}"; do [ "$w" != --set ] && overrides+=(--set "$w"); done
@@ -69,7 +86,10 @@ while read -r kind name family rest; do
                   --threads 1 --quiet --out "$out/m30k" "${overrides[@]}" > "$out/m30k-$name.log" 2>&1 & ;;
         g2p) python3 "$here/g2p.py" --train-lexicon "$lexicon" --families "$family" --name "$name" \
                  --minutes "$minutes" --threads 1 --quiet --out "$out/g2p" "${overrides[@]}" > "$out/g2p-$name.log" 2>&1 & ;;
-        *) echo "one_gpu.sh: job '$kind $name': the kind must be m30k or g2p" >&2; continue ;;
+        joey) python3 "$here/peers/joeynmt.py" --data "$data" --minutes "$minutes" $joey_gpu --venv "$joey_venv" \
+                  --threads 1 --eval-every 100000 --checkpoint latest --json "$out/joey-$name.json" \
+                  --workdir "$out/joey-$name" $family $rest > "$out/joey-$name.log" 2>&1 & ;;
+        *) echo "one_gpu.sh: job '$kind $name': the kind must be m30k, g2p or joey" >&2; continue ;;
     esac
     pids+=($!)
     echo "started $kind $name ($family ${overrides[*]:-})"
@@ -87,4 +107,7 @@ if [ -f "$out/m30k/transformer/model.safetensors" ]; then
     python3 "$here/speed.py" --data "$data" --device cuda --threads 1 --steps 40 --model "$out/m30k/transformer" \
         --json "$out/speed-decode.json" > "$out/speed-decode.log" 2>&1 || echo "decode speed failed"
 fi
+for row in "$out"/m30k/*/benchmark.json "$out"/g2p/*/benchmark.json "$out"/joey-*.json; do
+    [ -f "$row" ] && echo "$row: $(tr -d '\n' < "$row")"
+done
 exit "$failed"
