@@ -92,7 +92,7 @@ while read -r kind name family rest; do
         *) echo "one_gpu.sh: job '$kind $name': the kind must be m30k, g2p or joey" >&2; continue ;;
     esac
     pids+=($!)
-    echo "started $kind $name ($family ${overrides[*]:-})"
+    echo "started $kind $name ($family $rest)"
 done < "$jobs_file"
 
 failed=0
