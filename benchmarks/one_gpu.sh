@@ -15,10 +15,10 @@
 # EXTRA_JOBS adds rows, lines of "m30k|g2p NAME FAMILY [--set SECTION.KEY=VALUE ...]", and
 # ONLY_EXTRA=1 runs those alone. A line "joey NAME [joeynmt.py options]" races Joey NMT 2.3
 # (benchmarks/peers/joeynmt.py, its own recipe, latest weights) on the Multi30k data for the
-# same minutes; its venv sees the image's CUDA torch and gets Joey from the wheels in
-# JOEY_WHEELS (default .whl; benchmarks/peers/joeynmt_wheels.sh downloads them). With
-# USE_MPS=1 the jobs run under NVIDIA's multi-process service, so their kernels overlap
-# instead of taking turns. Every finished row is printed as JSON at the end.
+# same minutes; its venv sees python3's packages (on the GPU machine, its CUDA torch) and gets
+# Joey from the wheels in JOEY_WHEELS (default .whl; benchmarks/peers/joeynmt_wheels.sh
+# downloads them). With USE_MPS=1 the jobs run under NVIDIA's multi-process service, so their
+# kernels overlap instead of taking turns. Every finished row is printed as JSON at the end.
 set -u -o pipefail
 if [ $# -lt 4 ]; then
     echo "usage: one_gpu.sh MULTI30K_DIR CMUDICT_TRAIN OUT MINUTES [speed|train]" >&2
@@ -71,7 +71,11 @@ if grep -q '^joey ' "$jobs_file" && ! "$joey_venv/bin/python" -c 'import joeynmt
         echo "one_gpu.sh: a joey job needs Joey NMT's wheels in $wheels (benchmarks/peers/joeynmt_wheels.sh)" >&2
         exit 2
     }
-    python3 -m venv --system-site-packages "$joey_venv" &&
+    # python3 may itself be a venv (the GPU image's is), which --system-site-packages would skip:
+    # a .pth file puts its package folders after the new venv's own, so Joey's pins win
+    python3 -m venv "$joey_venv" &&
+        python3 -c 'import site; print("\n".join(site.getsitepackages()))' > "$(
+            "$joey_venv/bin/python" -c 'import site; print(site.getsitepackages()[0])')/python3-packages.pth" &&
         "$joey_venv/bin/python" -m pip install -q --no-index --no-deps "$wheels"/*.whl || exit 2
 fi
 
