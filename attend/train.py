@@ -106,7 +106,9 @@ def learning_rate_factor(step: int, cfg, time_fraction: float = 0.0) -> float:
     """Multiplier on train.lr: linear warmup, then inverse square root, cosine decay or constant.
 
     The cosine reaches zero at max_steps, or when the time budget (max_minutes)
-    runs out if that comes first: `time_fraction` is the share of it used.
+    runs out if that comes first: `time_fraction` is the share of the time left
+    after warm-up that has passed, so decay starts from the peak rate however
+    long warm-up took.
     """
     warmup = max(cfg.warmup_steps, 1)
     if step < warmup:
@@ -135,6 +137,7 @@ class Trainer:
         self.model = build_model(config.model, len(data.src_vocab), len(data.tgt_vocab)).to(self.device)
         self.optimizer = make_optimizer(self.model, t)
         self.started, self.deadline = time.time(), float("inf")
+        self.decay_started = None
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: learning_rate_factor(s, t, self._time_fraction()))
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
@@ -218,10 +221,12 @@ class Trainer:
         return self.seconds_before + time.time() - self.started
 
     def _time_fraction(self) -> float:
-        """Share of the time budget used so far (0 without a budget)."""
-        if self.deadline == float("inf"):
+        """Share of the time from the end of warm-up to the deadline that has passed (0 without a budget)."""
+        if self.deadline == float("inf") or self.step < self.config.train.warmup_steps:
             return 0.0
-        return min(1.0, (time.time() - self.started) / (self.deadline - self.started))
+        if self.decay_started is None:
+            self.decay_started = time.time()
+        return min(1.0, (time.time() - self.decay_started) / max(self.deadline - self.decay_started, 1e-9))
 
     def _epoch_batches(self) -> list[list[int]]:
         """This epoch's batches: a fixed shuffle per (seed, epoch), so a resumed run sees the same order."""

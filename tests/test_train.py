@@ -137,3 +137,20 @@ def test_bf16_training_learns(tmp_path):
     losses = [r["loss"] for r in records if "loss" in r and "valid" not in r]
     assert losses[-1] < losses[0] and summary["step"] == 40
     assert "in bf16" in (tmp_path / "bf16" / "train.log").read_text()
+
+
+def test_clock_cosine_decays_from_the_end_of_warmup(tmp_path):
+    """Under a time budget the cosine starts at the peak rate when warm-up ends and decays over the time
+    left, however much of the budget warm-up took (on a slow CPU it can take nearly half)."""
+    import time
+
+    from attend.train import Trainer, learning_rate_factor, prepare
+
+    config = tiny_config(train={"schedule": "cosine", "warmup_steps": 10, "max_minutes": 10, "max_steps": 10_000})
+    trainer = Trainer(config, tmp_path, prepare(config), progress=False)
+    now = time.time()
+    trainer.started, trainer.deadline, trainer.step = now - 400, now + 200, 10  # warm-up took 400 of 600 s
+    assert learning_rate_factor(11, config.train, trainer._time_fraction()) == pytest.approx(1.0, abs=0.01)
+    trainer.decay_started = now - 100  # a third of the 300 s from warm-up's end to the deadline has passed
+    assert trainer._time_fraction() == pytest.approx(1 / 3, abs=0.01)
+    assert learning_rate_factor(500, config.train, trainer._time_fraction()) == pytest.approx(0.75, abs=0.01)
