@@ -65,19 +65,6 @@ printf '%s\n' "${EXTRA_JOBS:-}" >> "$jobs_file"
 joey_venv=$out/joey-venv
 joey_gpu=--gpu  # a machine without nvidia-smi runs the same jobs on its CPU, as a smoke test
 command -v nvidia-smi >/dev/null || joey_gpu=
-if grep -q '^joey ' "$jobs_file" && ! "$joey_venv/bin/python" -c 'import joeynmt.training' 2>/dev/null; then
-    wheels=${JOEY_WHEELS:-.whl}
-    ls "$wheels"/joeynmt-*.whl >/dev/null 2>&1 || {
-        echo "one_gpu.sh: a joey job needs Joey NMT's wheels in $wheels (benchmarks/peers/joeynmt_wheels.sh)" >&2
-        exit 2
-    }
-    # python3 may itself be a venv (the GPU image's is), which --system-site-packages would skip:
-    # a .pth file puts its package folders after the new venv's own, so Joey's pins win
-    python3 -m venv "$joey_venv" &&
-        python3 -c 'import site; print("\n".join(site.getsitepackages()))' > "$(
-            "$joey_venv/bin/python" -c 'import site; print(site.getsitepackages()[0])')/python3-packages.pth" &&
-        "$joey_venv/bin/python" -m pip install -q --no-index --no-deps "$wheels"/*.whl || exit 2
-fi
 
 pids=()
 while read -r kind name family rest; do
@@ -91,6 +78,7 @@ while read -r kind name family rest; do
         g2p) python3 "$here/g2p.py" --train-lexicon "$lexicon" --families "$family" --name "$name" \
                  --minutes "$minutes" --threads 1 --quiet --out "$out/g2p" "${overrides[@]}" > "$out/g2p-$name.log" 2>&1 & ;;
         joey) python3 "$here/peers/joeynmt.py" --data "$data" --minutes "$minutes" $joey_gpu --venv "$joey_venv" \
+                  --wheels "${JOEY_WHEELS:-.whl}" \
                   --threads 1 --eval-every 100000 --checkpoint latest --json "$out/joey-$name.json" \
                   --workdir "$out/joey-$name" $family $rest > "$out/joey-$name.log" 2>&1 & ;;
         *) echo "one_gpu.sh: job '$kind $name': the kind must be m30k, g2p or joey" >&2; continue ;;

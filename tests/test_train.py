@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import time
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from attend.errors import AttendError
 from attend.inference import Translator
 from attend.models import build_model
 from attend.recipes.synthetic import make_pairs
-from attend.train import resume, train
+from attend.train import Trainer, learning_rate_factor, prepare, resume, train
 from conftest import tiny_config
 
 
@@ -142,10 +143,6 @@ def test_bf16_training_learns(tmp_path):
 def test_clock_cosine_decays_from_the_end_of_warmup(tmp_path):
     """Under a time budget the cosine starts at the peak rate when warm-up ends and decays over the time
     left, however much of the budget warm-up took (on a slow CPU it can take nearly half)."""
-    import time
-
-    from attend.train import Trainer, learning_rate_factor, prepare
-
     config = tiny_config(train={"schedule": "cosine", "warmup_steps": 10, "max_minutes": 10, "max_steps": 10_000})
     trainer = Trainer(config, tmp_path, prepare(config), progress=False)
     now = time.time()

@@ -17,6 +17,8 @@ Steps, each timed:
               `pip install joeynmt==2.3.0 importlib-metadata sentencepiece==0.2.1`: joeynmt.helpers
               imports importlib_metadata without declaring it, and Joey's sentencepiece tokenizer
               calls SetVocabulary, which sentencepiece 0.2.2 and later no longer have.
+              With --wheels DIR nothing is fetched (the GPU machine has no network): the new
+              venv sees this interpreter's packages and gets Joey from the wheels in DIR.
   2. data     decompress train/val/test_2016_flickr.{en,de}.gz from --data, train one
               sentencepiece model (--subword, default unigram like attend's, character
               coverage 1.0) on the English and German training text, and write its pieces
@@ -75,6 +77,7 @@ import os
 import re
 import shutil
 import signal
+import site
 import statistics
 import subprocess
 import sys
@@ -160,8 +163,14 @@ def succeeds(command: list[str]) -> bool:
     return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, check=False).returncode == 0
 
 
-def ensure_venv(venv: Path, torch_spec: str, workdir: Path) -> tuple[Path, float]:
-    """The venv's python, after creating the venv and installing Joey NMT if needed; and the seconds spent."""
+def ensure_venv(venv: Path, torch_spec: str, workdir: Path, wheels: Path | None = None) -> tuple[Path, float]:
+    """The venv's python, after creating the venv and installing Joey NMT if needed; and the seconds spent.
+
+    With `wheels` (a folder of Joey's wheels, benchmarks/peers/joeynmt_wheels.sh) nothing is fetched: the
+    venv sees this interpreter's packages (its torch, a CUDA build on the GPU machine) through a .pth file,
+    which works where this interpreter is itself a venv, unlike --system-site-packages, and the wheels are
+    installed over them, so Joey's pins win.
+    """
     python = venv / "bin" / "python"
     check = [str(python), "-c", ("import joeynmt.training, joeynmt.prediction, sentencepiece; "
                                  "sentencepiece.SentencePieceProcessor.SetVocabulary")]
@@ -172,9 +181,18 @@ def ensure_venv(venv: Path, torch_spec: str, workdir: Path) -> tuple[Path, float
     if not python.is_file():
         run("python3 -m venv", [sys.executable, "-m", "venv", str(venv)], workdir)
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
-    run("pip install torch", pip + [torch_spec], workdir)
-    # joeynmt 2.3.0 requires torch>=1.12.0, which the torch just installed meets, so pip keeps it.
-    run("pip install joeynmt", pip + [PACKAGE, *EXTRA], workdir)
+    if wheels is not None:
+        found = sorted(wheels.resolve().glob("*.whl"))
+        if not any(w.name.startswith("joeynmt-") for w in found):
+            fail(f"--wheels {wheels}: no joeynmt wheel there (benchmarks/peers/joeynmt_wheels.sh downloads them)")
+        venv_site = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+        Path(venv_site, "parent-packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+        run("pip install wheels", pip + ["--no-index", "--no-deps", *map(str, found)], workdir)
+    else:
+        run("pip install torch", pip + [torch_spec], workdir)
+        # joeynmt 2.3.0 requires torch>=1.12.0, which the torch just installed meets, so pip keeps it.
+        run("pip install joeynmt", pip + [PACKAGE, *EXTRA], workdir)
     if not succeeds(check):
         fail(f"{venv}: `import joeynmt.training` still fails after installing {PACKAGE}")
     return python, time.perf_counter() - started
@@ -410,6 +428,8 @@ def main() -> None:
                         help="decode only the first N test sentences (smoke tests; default 0: all 1,000)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (OMP/MKL) for every Joey process")
+    parser.add_argument("--wheels", type=Path, help="build a new venv offline from the wheels in this folder, "
+                        "over this interpreter's packages (its torch), instead of fetching torch and Joey")
     parser.add_argument("--gpu", action="store_true", help="train and decode on CUDA (needs a CUDA torch)")
     parser.add_argument("--workdir", type=Path, help="folder for data, model and logs (default: a new temporary "
                                                      "one, removed after a successful run)")
@@ -439,7 +459,7 @@ def main() -> None:
 
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="joeynmt-"))).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    python, venv_seconds = ensure_venv(args.venv.resolve(), args.torch, workdir)
+    python, venv_seconds = ensure_venv(args.venv.resolve(), args.torch, workdir, args.wheels)
     if args.gpu and not succeeds([str(python), "-c", "import torch, sys; sys.exit(not torch.cuda.is_available())"]):
         fail(f"--gpu: torch in {args.venv} sees no CUDA device (install a CUDA build with --torch in a new venv)")
     row = {"system": "Joey NMT 2.3.0 Transformer 3+3", "device": "cuda" if args.gpu else f"cpu x{args.threads}",
