@@ -136,13 +136,13 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(enabled=self.precision == "fp16")
         self.model = build_model(config.model, len(data.src_vocab), len(data.tgt_vocab)).to(self.device)
         self.optimizer = make_optimizer(self.model, t)
-        self.started, self.deadline = time.time(), float("inf")
-        self.decay_started = None
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: learning_rate_factor(s, t, self._time_fraction()))
+        self.started = time.time()
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.target_tokens = 0  # real target tokens trained on so far: the x axis on which runs compare
         self.seconds_before = 0.0  # training time of the runs this one resumes
+        self.decay_start_s = None  # training seconds when warm-up ended: where a time budget's cosine begins
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: learning_rate_factor(s, t, self._time_fraction()))
         self.best, self.bad_evals = None, 0
         self.log = _file_logger(folder / "train.log")
         limit = length_limit(config)
@@ -162,7 +162,8 @@ class Trainer:
     def run(self) -> dict:
         t = self.config.train
         start = self.started = time.time()
-        deadline = self.deadline = start + 60 * t.max_minutes if t.max_minutes > 0 else float("inf")
+        # the budget counts the training time of every sitting, as max_steps counts every step
+        deadline = start + 60 * t.max_minutes - self.seconds_before if t.max_minutes > 0 else float("inf")
         self._say(f"training {self.config.model.family} on {self.device.type} in {self.precision}: "
                   f"{count_parameters(self.model):,} parameters, "
                   f"{len(self.data.examples):,} pairs ({self.data.skipped:,} skipped as too long), "
@@ -172,6 +173,9 @@ class Trainer:
         window_loss, window_tokens, window_start, stop_reason = 0.0, 0, time.time(), "max_steps"
         last_eval_step, batches = None, self._epoch_batches()
         while self.step < t.max_steps:
+            if time.time() > deadline:  # checked first, so a resumed run whose budget is spent trains no step
+                stop_reason = f"time budget of {t.max_minutes:g} minutes"
+                break
             if self.batch_in_epoch >= len(batches):
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                 batches = self._epoch_batches()
@@ -201,9 +205,6 @@ class Trainer:
                 if self._evaluate_and_save():
                     stop_reason = f"no improvement in {t.patience} evaluations"
                     break
-            if time.time() > deadline:
-                stop_reason = f"time budget of {t.max_minutes:g} minutes"
-                break
         if bar is not None:
             bar.close()
         if last_eval_step != self.step:
@@ -221,12 +222,16 @@ class Trainer:
         return self.seconds_before + time.time() - self.started
 
     def _time_fraction(self) -> float:
-        """Share of the time from the end of warm-up to the deadline that has passed (0 without a budget)."""
-        if self.deadline == float("inf") or self.step < self.config.train.warmup_steps:
+        """Share of the training time from the end of warm-up to the end of the budget that has passed (0
+        without a budget). Counted in training seconds, which checkpoints keep, so a resumed run goes on with
+        the same schedule."""
+        t = self.config.train
+        if t.max_minutes <= 0 or self.step < t.warmup_steps:
             return 0.0
-        if self.decay_started is None:
-            self.decay_started = time.time()
-        return min(1.0, (time.time() - self.decay_started) / max(self.deadline - self.decay_started, 1e-9))
+        if self.decay_start_s is None:
+            self.decay_start_s = self.train_seconds()
+        budget_s = 60 * t.max_minutes
+        return min(1.0, (self.train_seconds() - self.decay_start_s) / max(budget_s - self.decay_start_s, 1e-9))
 
     def _epoch_batches(self) -> list[list[int]]:
         """This epoch's batches: a fixed shuffle per (seed, epoch), so a resumed run sees the same order."""
@@ -310,7 +315,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "target_tokens": self.target_tokens, "best": self.best, "bad_evals": self.bad_evals,
-            "train_seconds": self.train_seconds(),
+            "train_seconds": self.train_seconds(), "decay_start_s": self.decay_start_s,
             "torch_rng": torch.get_rng_state(), "python_rng": list(random.getstate()[1]),
         }
 
@@ -328,6 +333,7 @@ class Trainer:
             self.best, self.bad_evals = state["best"], state["bad_evals"]
             self.target_tokens = state.get("target_tokens", 0)  # absent from checkpoints of earlier versions
             self.seconds_before = state.get("train_seconds", 0.0)  # likewise
+            self.decay_start_s = state.get("decay_start_s")  # likewise; a later one starts the cosine again
             torch.set_rng_state(state["torch_rng"])
             random.setstate((3, tuple(state["python_rng"]), None))
         except (KeyError, ValueError, RuntimeError) as e:
@@ -420,4 +426,16 @@ def resume(folder: str | Path, progress: bool = True, max_steps: int | None = No
     data = prepare(config, (saved.src_tokenizer, saved.tgt_tokenizer), (saved.src_vocab, saved.tgt_vocab))
     trainer = Trainer(config, folder, data, progress)
     trainer.restore(ckpt)
+    _say_if_the_rate_moves(trainer)
     return trainer.run()
+
+
+def _say_if_the_rate_moves(trainer: Trainer) -> None:
+    """A raised budget re-stretches the schedule over it (a warm restart of a cosine): say so, with both rates."""
+    t = trainer.config.train
+    before = trainer.scheduler.get_last_lr()[0]
+    after = t.lr * learning_rate_factor(trainer.step, t, trainer._time_fraction())
+    if abs(after - before) > 0.05 * max(before, after, 1e-12):
+        budget = f"{t.max_minutes:g} minutes" if t.max_minutes > 0 else f"step {t.max_steps:,}"
+        trainer._say(f"resuming at step {trainer.step:,}: the {t.schedule} schedule now runs to {budget}, "
+                     f"so the learning rate goes from {before:.3g} to {after:.3g}")

@@ -91,9 +91,6 @@ def train_or_resume(config, folder: Path, args) -> dict:
         return train(config, folder, progress=not args.quiet)
     if load_folder_config(folder) != config:
         sys.exit(f"{folder}: holds an interrupted run of other settings; delete it or choose another --name")
-    if config.train.max_minutes > 0:
-        sys.exit(f"{folder}: holds an interrupted run with a time budget, whose schedule cannot continue; delete "
-                 "it, or give runs that span sittings a step budget (--minutes 0 --set train.max_steps=N)")
     print(f"{folder}: continuing the interrupted run from its last checkpoint", file=sys.stderr)
     return resume(folder, progress=not args.quiet)
 

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from attend.checkpoint import load_model, load_weights, weights_bytes
+from attend.checkpoint import TRAINER_STATE, load_model, load_weights, weights_bytes
 from attend.errors import AttendError
 from attend.inference import Translator
 from attend.models import build_model
@@ -85,6 +85,21 @@ def test_resume_continues_exactly(tmp_path):
     assert last_valid("stopped")["target_tokens"] == last_valid("straight")["target_tokens"] > 0
 
 
+def test_resuming_with_a_larger_budget_says_the_learning_rate_rises_again(tmp_path):
+    cfg = tiny_config("transformer", train={"max_steps": 40, "eval_every": 20, "warmup_steps": 10,
+                                            "schedule": "cosine"})
+    folder = tmp_path / "cosine"
+    train(cfg, folder, progress=False)
+    resume(folder, progress=False, max_steps=50)
+    log = (folder / "train.log").read_text()
+    # at step 40 of 40 the cosine is at zero; stretched to 50 steps, 30 of its 40 decay steps are done:
+    # 0.005 * (1 + cos(0.75 pi)) / 2 = 0.000732
+    assert "resuming at step 40: the cosine schedule now runs to step 50, so the learning rate goes from 0 to 0.000732" in log
+    shutil.rmtree(folder / "checkpoints/step-00000050")
+    resume(folder, progress=False)  # the same budget continues the same schedule: nothing to say
+    assert (folder / "train.log").read_text().count("resuming at step") == 1
+
+
 def test_resuming_an_interrupted_run_logs_each_step_once(tmp_path):
     # a run killed after its step-20 checkpoint had logged up to step 40 and half a line; it resumes at 20
     cfg = tiny_config("transformer", train={"max_steps": 40, "eval_every": 20, "log_every": 10})
@@ -145,9 +160,29 @@ def test_clock_cosine_decays_from_the_end_of_warmup(tmp_path):
     left, however much of the budget warm-up took (on a slow CPU it can take nearly half)."""
     config = tiny_config(train={"schedule": "cosine", "warmup_steps": 10, "max_minutes": 10, "max_steps": 10_000})
     trainer = Trainer(config, tmp_path, prepare(config), progress=False)
-    now = time.time()
-    trainer.started, trainer.deadline, trainer.step = now - 400, now + 200, 10  # warm-up took 400 of 600 s
+    trainer.started, trainer.step = time.time() - 400, 10  # warm-up took 400 of the 600 s
     assert learning_rate_factor(11, config.train, trainer._time_fraction()) == pytest.approx(1.0, abs=0.01)
-    trainer.decay_started = now - 100  # a third of the 300 s from warm-up's end to the deadline has passed
-    assert trainer._time_fraction() == pytest.approx(1 / 3, abs=0.01)
-    assert learning_rate_factor(500, config.train, trainer._time_fraction()) == pytest.approx(0.75, abs=0.01)
+    assert trainer.decay_start_s == pytest.approx(400, abs=1)
+    trainer.started -= 100  # half of the 200 s from warm-up's end to the end of the budget has passed
+    assert trainer._time_fraction() == pytest.approx(0.5, abs=0.01)
+    assert learning_rate_factor(500, config.train, trainer._time_fraction()) == pytest.approx(0.5, abs=0.01)
+
+
+def test_a_resumed_time_budget_goes_on_with_its_schedule(tmp_path):
+    """The budget and its cosine count the training time of every sitting: a run stopped after 40 steps goes
+    on where its clock stood, not from the peak rate with a fresh budget."""
+    config = tiny_config(train={"schedule": "cosine", "warmup_steps": 10, "max_minutes": 10, "max_steps": 40,
+                                "eval_every": 20})
+    train(config, tmp_path / "m", progress=False)
+    ckpt = tmp_path / "m/checkpoints/step-00000040"
+    state = torch.load(ckpt / TRAINER_STATE, weights_only=True)
+    state["train_seconds"], state["decay_start_s"] = 500.0, 300.0  # as if it had trained 500 of its 600 s
+    torch.save(state, ckpt / TRAINER_STATE)
+    trainer = Trainer(config, tmp_path / "m", prepare(config), progress=False)
+    trainer.restore(ckpt)
+    trainer.config.train.max_steps = 1000  # so that only the clock ends the cosine
+    # two thirds of the 300 s after warm-up have passed: the cosine is at a quarter of the peak
+    assert learning_rate_factor(41, config.train, trainer._time_fraction()) == pytest.approx(0.25, abs=0.01)
+    trainer.seconds_before = 601.0  # the budget is spent: the resumed run trains no further step
+    summary = trainer.run()
+    assert summary["step"] == 40 and summary["stop_reason"] == "time budget of 10 minutes"
