@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from attend.cli import main
+from attend.errors import AttendError
 
 
 def run(capsys, *argv, stdin=None, monkeypatch=None):
@@ -111,6 +112,14 @@ def test_train_and_resume_from_the_command_line(tmp_path, capsys):
     assert code == 0 and "stopped at step 6" in out
     code, out, _ = run(capsys, "train", "--resume", str(tmp_path / "m"), "--max-steps", "9", "--quiet")
     assert code == 0 and "stopped at step 9" in out
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback_before_or_after_the_command(tmp_path, where):
+    args = ["translate", "--model", str(tmp_path / "none"), "x"]
+    args = ["--debug", *args] if where == "before" else [*args, "--debug"]
+    with pytest.raises(AttendError, match="model folder not found"):
+        main(args)
 
 
 def test_missing_model_folder_is_one_line_without_traceback(tmp_path):
