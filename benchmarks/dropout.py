@@ -2,12 +2,13 @@
 
 Prints one table: forward + backward time of dropout alone on the tensor sizes
 of a training batch of a config's model (by default the G2P Transformer,
-configs/g2p-transformer.yaml, batches of 16,000 tokens), then one whole
+configs/g2p-transformer.yaml, at its configured batch size), then one whole
 training step of that model with each dropout. Rounds alternate between the
 two; the table gives each one's median time, and the median of the rounds'
 speed-ups (one round's pair of times shares that moment's machine speed).
 
     python benchmarks/dropout.py --threads 2
+    python benchmarks/dropout.py --set train.batch_tokens=16000    # the README's G2P rows
     python benchmarks/dropout.py --config configs/multi30k-en-de-transformer.yaml --data-dir ../shared/data/multi30k
 """
 
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import attend.models.dropout as attend_dropout  # noqa: E402
 import attend.models.transformer as transformer  # noqa: E402
-from attend.config import load_config  # noqa: E402
+from attend.config import load_config, with_overrides  # noqa: E402
 from attend.data.batching import bucket_batches, collate  # noqa: E402
 from attend.train import Trainer, prepare  # noqa: E402
 
@@ -73,11 +74,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed training steps per round and dropout")
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "g2p-transformer.yaml")
     parser.add_argument("--data-dir", help="folder of the corpus files the config names")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="change one config value (repeatable), e.g. train.batch_tokens=16000")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/attend-dropout-bench"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    config = load_config(args.config)
+    config = with_overrides(load_config(args.config), args.set)
     if args.data_dir:
         config.data.data_dir = args.data_dir
     data = prepare(config)
