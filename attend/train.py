@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from attend import checkpoint
 from attend.checkpoint import LoadedModel
-from attend.config import Config
+from attend.config import Config, config_to_yaml
 from attend.data.batching import bucket_batches, collate, encode_pairs
 from attend.data.tokenizers import Tokenizer, build_tokenizer
 from attend.data.vocab import PAD_ID, Vocab
@@ -171,7 +171,7 @@ class Trainer:
                   f"from step {self.step}")
         bar = self._progress_bar()
         window_loss, window_tokens, window_start, stop_reason = 0.0, 0, time.time(), "max_steps"
-        last_eval_step, batches = None, self._epoch_batches()
+        first_step, last_eval_step, batches = self.step, None, self._epoch_batches()
         while self.step < t.max_steps:
             if time.time() > deadline:  # checked first, so a resumed run whose budget is spent trains no step
                 stop_reason = f"time budget of {t.max_minutes:g} minutes"
@@ -207,7 +207,9 @@ class Trainer:
                     break
         if bar is not None:
             bar.close()
-        if last_eval_step != self.step:
+        if self.step == first_step:  # a resumed run whose budget was spent: its checkpoint is already scored
+            stop_reason = f"nothing left to train ({stop_reason}); raise --max-steps or --max-minutes to go on"
+        elif last_eval_step != self.step:
             self._evaluate_and_save()
         self.log.info("stopped at step %d: %s; best validation %s = %s", self.step, stop_reason,
                       self.config.data.metric, self.best)
@@ -421,6 +423,8 @@ def resume(folder: str | Path, progress: bool = True, max_steps: int | None = No
         config.train.max_steps = max_steps
     if max_minutes is not None:
         config.train.max_minutes = max_minutes
+    if max_steps is not None or max_minutes is not None:  # kept, so that a later plain resume trains to them
+        checkpoint.atomic_write(folder / checkpoint.CONFIG, config_to_yaml(config))
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
     data = prepare(config, (saved.src_tokenizer, saved.tgt_tokenizer), (saved.src_vocab, saved.tgt_vocab))

@@ -86,18 +86,24 @@ def test_resume_continues_exactly(tmp_path):
 
 
 def test_resuming_with_a_larger_budget_says_the_learning_rate_rises_again(tmp_path):
-    cfg = tiny_config("transformer", train={"max_steps": 40, "eval_every": 20, "warmup_steps": 10,
+    cfg = tiny_config("transformer", train={"max_steps": 40, "eval_every": 10, "warmup_steps": 10,
                                             "schedule": "cosine"})
     folder = tmp_path / "cosine"
     train(cfg, folder, progress=False)
-    resume(folder, progress=False, max_steps=50)
+    resume(folder, progress=False, max_steps=60)
     log = (folder / "train.log").read_text()
-    # at step 40 of 40 the cosine is at zero; stretched to 50 steps, 30 of its 40 decay steps are done:
-    # 0.005 * (1 + cos(0.75 pi)) / 2 = 0.000732
-    assert "resuming at step 40: the cosine schedule now runs to step 50, so the learning rate goes from 0 to 0.000732" in log
-    shutil.rmtree(folder / "checkpoints/step-00000050")
-    resume(folder, progress=False)  # the same budget continues the same schedule: nothing to say
+    # at step 40 of 40 the cosine is at zero; stretched to 60 steps, 30 of its 50 decay steps are done:
+    # 0.005 * (1 + cos(0.6 pi)) / 2 = 0.00173
+    assert "resuming at step 40: the cosine schedule now runs to step 60, so the learning rate goes from 0 to 0.00173" in log
+    # interrupted after step 50, a plain resume keeps the raised budget and its schedule: nothing to say
+    shutil.rmtree(folder / "checkpoints/step-00000060")
+    assert resume(folder, progress=False)["step"] == 60
     assert (folder / "train.log").read_text().count("resuming at step") == 1
+    # resumed once more with its budget spent, it trains nothing and leaves its checkpoints as they were
+    saved = (folder / "checkpoints/step-00000060/model.safetensors").stat().st_mtime_ns
+    summary = resume(folder, progress=False)
+    assert summary["step"] == 60 and summary["stop_reason"].startswith("nothing left to train (max_steps)")
+    assert (folder / "checkpoints/step-00000060/model.safetensors").stat().st_mtime_ns == saved
 
 
 def test_resuming_an_interrupted_run_logs_each_step_once(tmp_path):
@@ -185,4 +191,4 @@ def test_a_resumed_time_budget_goes_on_with_its_schedule(tmp_path):
     assert learning_rate_factor(41, config.train, trainer._time_fraction()) == pytest.approx(0.25, abs=0.01)
     trainer.seconds_before = 601.0  # the budget is spent: the resumed run trains no further step
     summary = trainer.run()
-    assert summary["step"] == 40 and summary["stop_reason"] == "time budget of 10 minutes"
+    assert summary["step"] == 40 and summary["stop_reason"].startswith("nothing left to train (time budget of 10")
