@@ -335,7 +335,7 @@ class Trainer:
             self.best, self.bad_evals = state["best"], state["bad_evals"]
             self.target_tokens = state.get("target_tokens", 0)  # absent from checkpoints of earlier versions
             self.seconds_before = state.get("train_seconds", 0.0)  # likewise
-            self.decay_start_s = state.get("decay_start_s")  # likewise; a later one starts the cosine again
+            self.decay_start_s = state.get("decay_start_s")  # likewise: then the cosine restarts on resuming
             torch.set_rng_state(state["torch_rng"])
             random.setstate((3, tuple(state["python_rng"]), None))
         except (KeyError, ValueError, RuntimeError) as e:
