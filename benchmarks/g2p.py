@@ -13,10 +13,12 @@ the classical peer's row measured by benchmarks/peers/phonetisaurus.py.
 
 Model folders are reused when they already exist (delete them to retrain), so
 the table can be reprinted without training again. A run that was interrupted
-continues from its last checkpoint when given a step budget instead of minutes,
+continues from its last checkpoint when the same command is given again, with
+its schedule and its budget (minutes count the training time of every sitting),
 so a long CPU run can span several sittings:
 
-    python benchmarks/g2p.py --families transformer --minutes 0 --set train.max_steps=5200 ...
+    python benchmarks/g2p.py --families transformer --minutes 140 ...
+    python benchmarks/g2p.py --families transformer --minutes 0 --set train.max_steps=18255 ...
 """
 
 from __future__ import annotations
