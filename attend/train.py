@@ -439,7 +439,7 @@ def _say_if_the_rate_moves(trainer: Trainer) -> None:
     t = trainer.config.train
     before = trainer.scheduler.get_last_lr()[0]
     after = t.lr * learning_rate_factor(trainer.step, t, trainer._time_fraction())
-    if abs(after - before) > 0.05 * max(before, after, 1e-12):
+    if abs(after - before) > 0.05 * t.lr:  # a twentieth of the peak: not the clock's drift near a cosine's end
         budget = f"{t.max_minutes:g} minutes" if t.max_minutes > 0 else f"step {t.max_steps:,}"
         trainer._say(f"resuming at step {trainer.step:,}: the {t.schedule} schedule now runs to {budget}, "
                      f"so the learning rate goes from {before:.3g} to {after:.3g}")
