@@ -230,10 +230,11 @@ class Trainer:
         t = self.config.train
         if t.max_minutes <= 0 or self.step < t.warmup_steps:
             return 0.0
+        now_s = self.train_seconds()
         if self.decay_start_s is None:
-            self.decay_start_s = self.train_seconds()
+            self.decay_start_s = now_s
         budget_s = 60 * t.max_minutes
-        return min(1.0, (self.train_seconds() - self.decay_start_s) / max(budget_s - self.decay_start_s, 1e-9))
+        return min(1.0, (now_s - self.decay_start_s) / max(budget_s - self.decay_start_s, 1e-9))
 
     def _epoch_batches(self) -> list[list[int]]:
         """This epoch's batches: a fixed shuffle per (seed, epoch), so a resumed run sees the same order."""
@@ -436,10 +437,10 @@ def resume(folder: str | Path, progress: bool = True, max_steps: int | None = No
 
 def _say_if_the_rate_moves(trainer: Trainer) -> None:
     """A raised budget re-stretches the schedule over it (a warm restart of a cosine): say so, with both rates."""
-    t = trainer.config.train
-    before = trainer.scheduler.get_last_lr()[0]
-    after = t.lr * learning_rate_factor(trainer.step, t, trainer._time_fraction())
-    if abs(after - before) > 0.05 * t.lr:  # a twentieth of the peak: not the clock's drift near a cosine's end
+    t, scheduler = trainer.config.train, trainer.scheduler
+    before, peak = scheduler.get_last_lr()[0], scheduler.base_lrs[0]
+    after = peak * scheduler.lr_lambdas[0](trainer.step)  # the schedule's own rule, under the budgets now set
+    if abs(after - before) > 0.05 * peak:  # a twentieth of the peak: not the clock's drift near a cosine's end
         budget = f"{t.max_minutes:g} minutes" if t.max_minutes > 0 else f"step {t.max_steps:,}"
         trainer._say(f"resuming at step {trainer.step:,}: the {t.schedule} schedule now runs to {budget}, "
                      f"so the learning rate goes from {before:.3g} to {after:.3g}")
