@@ -140,8 +140,11 @@ class TrainConfig:
         _positive(self, ("lr", "batch_tokens", "max_steps", "max_epochs", "eval_every", "valid_max_sentences", "patience", "keep_last", "log_every"), f"{where}: train")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise AttendError(f"{where}: train.label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if len(self.betas) != 2:
-            raise AttendError(f"{where}: train.betas must be a list of two numbers, got {list(self.betas)}")
+        if len(self.betas) != 2 or not all(_is_number(b) and 0.0 <= b < 1.0 for b in self.betas):
+            raise AttendError(f"{where}: train.betas must be two numbers in [0, 1), got {list(self.betas)}")
+        for name in ("weight_decay", "warmup_steps", "clip_norm", "max_minutes", "threads"):
+            if getattr(self, name) < 0:
+                raise AttendError(f"{where}: train.{name} must not be negative, got {getattr(self, name)}")
 
 
 @dataclass
@@ -210,13 +213,8 @@ def with_overrides(config: Config, overrides: list[str], where: str = "--set") -
             value = yaml.safe_load(text)
         except yaml.YAMLError:
             raise AttendError(f"{where}: value of {dotted} is not valid YAML: {text!r}") from None
-        if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
-            value = float(value)  # YAML 1.1 reads 5e-4 (no dot) as a string; a learning rate is meant
         raw[section][key] = value
     return config_from_dict(raw, where)
-
-
-_SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
 def config_to_yaml(config: Config) -> str:
@@ -246,8 +244,11 @@ def _build(cls, raw: dict, where: str, prefix: str):
     return cls(**values)
 
 
+_SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
 def _coerce(value, hint, where: str, dotted: str):
-    """Check a scalar against its annotation; ints are accepted for floats."""
+    """Check a scalar against its annotation; ints, and numbers written like 5e-4, are accepted for floats."""
     optional = typing.get_origin(hint) is typing.Union
     base = [a for a in typing.get_args(hint) if a is not type(None)][0] if optional else hint
     if value is None:
@@ -260,9 +261,15 @@ def _coerce(value, hint, where: str, dotted: str):
         return tuple(value)
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if base is float and isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads 5e-4 (no dot) as a string; a number is meant
     if base is int and isinstance(value, bool) or not isinstance(value, base):
         raise AttendError(f"{where}: '{dotted}' must be {base.__name__}, got {value!r}")
     return value
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _one_of(value, allowed, what: str) -> None:

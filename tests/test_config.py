@@ -36,6 +36,23 @@ def test_wrong_type_and_bad_choice():
         config_from_dict({"data": {"recipe": "reverse"}, "model": {"hidden_size": 30, "heads": 4}})
 
 
+def test_numbers_in_scientific_notation_are_read_as_numbers(tmp_path):
+    cfg = load_config(write(tmp_path, "data: {recipe: reverse}\ntrain: {lr: 5e-4, weight_decay: 1E-2}\n"))
+    assert (cfg.train.lr, cfg.train.weight_decay) == (5e-4, 0.01)  # YAML 1.1 alone reads both as strings
+
+
+@pytest.mark.parametrize("train, message", [
+    ("betas: [1.0, 0.98]", r"train.betas must be two numbers in \[0, 1\), got \[1.0, 0.98\]"),
+    ("betas: [0.9, fast]", "train.betas must be two numbers"),
+    ("weight_decay: -0.1", "train.weight_decay must not be negative, got -0.1"),
+    ("warmup_steps: -5", "train.warmup_steps must not be negative"),
+    ("max_minutes: -1", "train.max_minutes must not be negative"),
+])
+def test_out_of_range_optimizer_settings_are_named(tmp_path, train, message):
+    with pytest.raises(AttendError, match=message):
+        load_config(write(tmp_path, f"data: {{recipe: reverse}}\ntrain: {{{train}}}\n"))
+
+
 def test_malformed_yaml_names_line(tmp_path):
     with pytest.raises(AttendError, match=r"c\.yaml: line 3: malformed YAML"):
         load_config(write(tmp_path, "data:\n  recipe: reverse\n  bad: a: b\n"))

@@ -2,7 +2,7 @@ import gzip
 
 import pytest
 
-from attend.data.corpus import read_lines, read_parallel
+from attend.data.corpus import count_lines, read_lines, read_parallel
 from attend.errors import AttendError
 
 
@@ -49,3 +49,18 @@ def test_corrupt_gzip(tmp_path):
     (tmp_path / "x.gz").write_bytes(b"not gzip at all")
     with pytest.raises(AttendError, match="cannot read gzip data"):
         read_lines(tmp_path / "x.gz")
+
+
+def test_a_gzip_damaged_anywhere_gives_a_one_line_error(tmp_path):
+    """Damage inside the compressed stream raises zlib.error, not OSError: it must still be named."""
+    text = "".join(f"line {i}: ein Mann fährt Fahrrad {i * i}\n" for i in range(200)).encode()
+    packed = gzip.compress(text)
+    path = tmp_path / "x.gz"
+    for position in range(10, len(packed), 7):  # after the 10-byte header, through the deflate data and trailer
+        damaged = bytearray(packed)
+        damaged[position] ^= 0x5A
+        path.write_bytes(bytes(damaged))
+        with pytest.raises(AttendError, match=r"x\.gz"):
+            read_lines(path)
+        with pytest.raises(AttendError, match=r"x\.gz"):
+            count_lines(path)

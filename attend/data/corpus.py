@@ -7,6 +7,7 @@ user's next step is to open that file at that line.
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -33,13 +34,21 @@ def iter_lines(path: str | Path) -> Iterator[str]:
     return _lines_of(path)
 
 
+def _open_bytes(path: Path):
+    """The file's bytes, decompressed when it ends in .gz."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+_UNREADABLE = (OSError, EOFError, zlib.error)  # zlib.error: a damaged .gz whose header is still right
+
+
 def _lines_of(path: Path) -> Iterator[str]:
     number = 0
     try:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+        with _open_bytes(path) as f:
             for number, line in enumerate(f, 1):
                 yield decode_line(line.rstrip(b"\n"), str(path), number)
-    except (OSError, EOFError) as e:
+    except _UNREADABLE as e:
         what = "gzip data" if path.suffix == ".gz" else "the file"
         raise AttendError(f"{path}:{number + 1}: cannot read {what} ({e})") from None
 
@@ -48,9 +57,9 @@ def count_lines(path: str | Path) -> int:
     """Lines in a file (for progress bars), read in blocks."""
     path = Path(path)
     try:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+        with _open_bytes(path) as f:
             return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
-    except (OSError, EOFError) as e:
+    except _UNREADABLE as e:
         raise AttendError(f"{path}: cannot read the file ({e})") from None
 
 
