@@ -20,8 +20,7 @@ def average_checkpoints(folder: str | Path, out: str | Path, last: int = 5) -> t
     folder, out = Path(folder), Path(out)
     if last < 1:
         raise AttendError(f"--last must be at least 1, got {last}")
-    if out.exists() and any(out.iterdir()):
-        raise AttendError(f"{out}: already exists and is not empty; choose another --out")
+    checkpoint.require_new_folder(out, "choose another --out")
     found = sorted((folder / "checkpoints").glob("step-*"))
     if not found:
         raise AttendError(f"{folder}: no checkpoints/step-* to average; was it trained with attend train?")
@@ -32,14 +31,14 @@ def average_checkpoints(folder: str | Path, out: str | Path, last: int = 5) -> t
         weights = {k: v.double() for k, v in model.state_dict().items() if v.is_floating_point()}
         total = weights if total is None else {k: total[k] + weights[k] for k in total}
     model.load_state_dict({k: v / len(chosen) for k, v in total.items()}, strict=False)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in (checkpoint.CONFIG, checkpoint.VOCAB, checkpoint.TOKENIZERS, "src.spm", "tgt.spm"):
-        if (folder / name).exists():
-            shutil.copyfile(folder / name, out / name)
     steps = [int(c.name.split("-")[1]) for c in chosen]
     meta = checkpoint.read_json(chosen[-1] / checkpoint.META)
     meta = {k: v for k, v in meta.items() if k not in ("sha256", "valid")}
-    checkpoint.save_weights(out, model, {**meta, "averaged_steps": steps, "averaged_from": str(folder)})
+    with checkpoint.staged_folder(out) as staging:  # a failure leaves no half-written folder at --out
+        for name in (checkpoint.CONFIG, checkpoint.VOCAB, checkpoint.TOKENIZERS, "src.spm", "tgt.spm"):
+            if (folder / name).exists():
+                shutil.copyfile(folder / name, staging / name)
+        checkpoint.save_weights(staging, model, {**meta, "averaged_steps": steps, "averaged_from": str(folder)})
     return out, chosen
 
 

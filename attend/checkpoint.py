@@ -7,13 +7,14 @@ code when loaded:
     vocab.json                source and target token lists
     tokenizers.json           how text becomes tokens (+ src.spm / tgt.spm for subwords)
     model.safetensors         the best weights so far (what translate uses)
-    meta.json                 step, validation score, sha256 of model.safetensors
+    meta.json                 step and validation scores of those weights
     checkpoints/step-N/       the last N training states, for --resume
     train.log, metrics.jsonl  what happened
 
 Every file is written to a temporary name, fsynced and renamed, so a crash
-leaves either the old file or the new one. Weights carry a checksum, so a
-damaged file is reported instead of loaded.
+leaves either the old file or the new one. Weights carry a checksum of their
+tensor data in their own header, so a damaged file is reported instead of
+loaded.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def atomic_text_writer(path: str | Path | None):
         yield write
         return
     path = Path(path)
+    if path.is_dir():
+        raise AttendError(f"{path}: is a folder; --output takes the name of a file")
     if not path.parent.is_dir():
         raise AttendError(f"{path}: its folder {path.parent} does not exist; create it or choose another --output")
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -86,6 +89,47 @@ def atomic_text_writer(path: str | Path | None):
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def require_new_folder(folder: Path, advice: str) -> None:
+    """Refuse to write into a folder that holds anything: a run never mixes its files with another's."""
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise AttendError(f"{folder}: already exists and is not empty; {advice}")
+
+
+@contextlib.contextmanager
+def new_run_folder(folder: Path):
+    """The (new or empty) folder of a training run. If the run fails or is interrupted before its first
+    checkpoint, the folder is left as it was found, so neither a rerun nor --resume meets a folder that has a
+    config but no weights."""
+    existed = folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    except BaseException:
+        if not any((folder / "checkpoints").glob("step-*")):
+            shutil.rmtree(folder, ignore_errors=True)
+            if existed:
+                folder.mkdir()
+        raise
+
+
+@contextlib.contextmanager
+def staged_folder(out: Path):
+    """A temporary folder beside `out` that becomes `out` when the block succeeds: `out` appears whole or not
+    at all (`out` must be new or empty)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_umask())
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+        _fsync_dir(out.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
@@ -118,7 +162,11 @@ class LoadedModel:
 
 
 def weights_bytes(model: Seq2Seq) -> bytes:
-    """safetensors bytes of the state dict; tied tensors are stored once and named as aliases."""
+    """safetensors bytes of the state dict; tied tensors are stored once and named as aliases.
+
+    The header carries the sha256 of the tensor data, so the file checks itself: no second file has to be
+    replaced in step with it, and an interruption between two renames cannot make good weights look corrupt.
+    """
     tensors, aliases, seen = {}, {}, {}
     for name, tensor in model.state_dict().items():
         key = (tensor.data_ptr(), tensor.shape, tensor.dtype)
@@ -127,23 +175,43 @@ def weights_bytes(model: Seq2Seq) -> bytes:
             continue
         seen[key] = name
         tensors[name] = tensor.detach().cpu().contiguous()
-    return save_safetensors(tensors, metadata={"aliases": json.dumps(aliases)})
+    metadata = {"aliases": json.dumps(aliases)}
+    data = _split_safetensors(save_safetensors(tensors, metadata))[1]
+    raw = save_safetensors(tensors, {**metadata, "data_sha256": hashlib.sha256(data).hexdigest()})
+    if _split_safetensors(raw)[1] != data:  # a longer header must not move the tensor data
+        raise RuntimeError("safetensors laid out the same tensors differently; the checksum would not hold")
+    return raw
+
+
+def _split_safetensors(raw: bytes) -> tuple[dict, bytes]:
+    """The JSON header and the tensor data of safetensors bytes."""
+    size = int.from_bytes(raw[:8], "little")
+    return json.loads(raw[8: 8 + size]), raw[8 + size:]
 
 
 def load_weights(model: Seq2Seq, path: Path, expected_sha256: str | None = None) -> None:
-    """Fill `model` from a safetensors file, checking its checksum and every tensor name and shape."""
+    """Fill `model` from a safetensors file, checking its checksum and every tensor name and shape.
+
+    The checksum is the one in the file's header; `expected_sha256` (of the whole file, from meta.json) is
+    the check of folders written before weights carried their own.
+    """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise AttendError(f"{path}: weights file is missing; the model folder is incomplete") from None
-    if expected_sha256 and hashlib.sha256(raw).hexdigest() != expected_sha256:
-        raise AttendError(f"{path}: checksum mismatch, the file is corrupt or was changed; retrain or restore it")
     try:
         tensors = load_safetensors(raw)
-        header = json.loads(raw[8: 8 + int.from_bytes(raw[:8], "little")])  # holds the alias table
-        aliases = json.loads(header.get("__metadata__", {}).get("aliases", "{}"))
+        header, data = _split_safetensors(raw)
+        metadata = header.get("__metadata__", {})
+        aliases = json.loads(metadata.get("aliases", "{}"))
     except (SafetensorError, ValueError, json.JSONDecodeError) as e:
         raise AttendError(f"{path}: not a valid safetensors file ({str(e).splitlines()[0]}); retrain or restore it") from None
+    if "data_sha256" in metadata:
+        intact = hashlib.sha256(data).hexdigest() == metadata["data_sha256"]
+    else:
+        intact = not expected_sha256 or hashlib.sha256(raw).hexdigest() == expected_sha256
+    if not intact:
+        raise AttendError(f"{path}: checksum mismatch, the file is corrupt or was changed; retrain or restore it")
     for alias, source in aliases.items():
         if source in tensors:
             tensors[alias] = tensors[source]
@@ -166,10 +234,9 @@ def save_static(folder: Path, config: Config, src_tok, tgt_tok, src_vocab: Vocab
 
 
 def save_weights(folder: Path, model: Seq2Seq, meta: dict) -> None:
-    """model.safetensors and meta.json (with the weights' sha256), each written atomically."""
-    raw = weights_bytes(model)
-    atomic_write(folder / WEIGHTS, raw)
-    atomic_write(folder / META, json.dumps({**meta, "sha256": hashlib.sha256(raw).hexdigest()}, indent=1))
+    """model.safetensors (which carries its own checksum) and meta.json, each written atomically."""
+    atomic_write(folder / WEIGHTS, weights_bytes(model))
+    atomic_write(folder / META, json.dumps(meta, indent=1))
 
 
 def save_training_state(folder: Path, model: Seq2Seq, meta: dict, trainer_state: dict, keep_last: int) -> Path:
@@ -246,10 +313,15 @@ def load_tokenizers(folder: Path) -> tuple[Tokenizer, Tokenizer]:
     toks = []
     for side in ("src", "tgt"):
         spm = folder / f"{side}.spm"
+        state = tokenizers.get(side) if isinstance(tokenizers, dict) else None
+        if not isinstance(state, dict):
+            raise AttendError(f"{folder / TOKENIZERS}: no '{side}' tokenizer in it; the folder is damaged")
         try:
-            toks.append(tokenizer_from_state(tokenizers[side], spm.read_bytes() if spm.exists() else None))
+            toks.append(tokenizer_from_state(state, spm.read_bytes() if spm.exists() else None))
         except (KeyError, TypeError) as e:
             raise AttendError(f"{folder / TOKENIZERS}: lacks {e}; the folder is damaged") from None
+        except RuntimeError:  # sentencepiece could not parse the model bytes
+            raise AttendError(f"{spm}: not a sentencepiece model; the folder is damaged, retrain or restore it") from None
     return toks[0], toks[1]
 
 

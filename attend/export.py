@@ -32,9 +32,6 @@ not an attend model folder: export once, then load quickly.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -46,7 +43,9 @@ from attend.checkpoint import (
     atomic_write,
     load_folder_config,
     load_tokenizers,
+    require_new_folder,
     save_static,
+    staged_folder,
 )
 from attend.data.vocab import BOS, EOS, PAD, UNK
 from attend.errors import AttendError
@@ -83,8 +82,7 @@ def export_ctranslate2(loaded: LoadedModel, out: str | Path, quantization: str |
     if quantization is not None and quantization not in ACCEPTED_MODEL_TYPES:
         raise AttendError(f"unknown quantization {quantization!r}; choose one of {', '.join(ACCEPTED_MODEL_TYPES)}")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise AttendError(f"{out}: already exists and is not empty; choose a new --out or remove it first")
+    require_new_folder(out, "choose a new --out or remove it first")
 
     spec = transformer_spec(loaded.model)
     spec.register_source_vocabulary(loaded.src_vocab.to_list())
@@ -95,9 +93,7 @@ def export_ctranslate2(loaded: LoadedModel, out: str | Path, quantization: str |
         raise AttendError(f"{where}: the weights do not fill CTranslate2's Transformer ({str(e).splitlines()[0]})") from None
     spec.optimize(quantization=quantization)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
-    try:
+    with staged_folder(out) as staging:
         spec.save(str(staging))
         save_static(staging, loaded.config, loaded.src_tokenizer, loaded.tgt_tokenizer, loaded.src_vocab, loaded.tgt_vocab)
         atomic_write(staging / EXPORT, json.dumps({
@@ -105,15 +101,6 @@ def export_ctranslate2(loaded: LoadedModel, out: str | Path, quantization: str |
             "quantization": quantization or "float32", "source": str(loaded.path) if loaded.path else None,
             "step": loaded.meta.get("step"),
         }, indent=1))
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(staging, 0o777 & ~mask)
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from attend.checkpoint import load_model
+from attend.checkpoint import load_model, require_new_folder
 from attend.config import Config, config_from_dict
 from attend.errors import AttendError
 from attend.evaluate import format_table, score
@@ -36,9 +36,9 @@ def run(out: Path, minutes: float | None = None, progress: bool = True, beam: in
     from attend.recipes.g2p_cmudict import test_pairs
     from attend.recipes import group_references
 
-    if out.exists() and any(out.iterdir()):
-        raise AttendError(f"{out}: already exists; use it with 'attend translate --model {out}', "
-                          "or pass --out NEW_DIR to train another")
+    require_new_folder(out, f"use it with 'attend translate --model {out}', or pass --out NEW_DIR to train "
+                            "another")
+    SearchOptions(beam_size=beam).check()  # before minutes of training, not after them
     config = default_config()
     if minutes is not None:
         if minutes <= 0:

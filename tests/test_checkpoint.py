@@ -1,10 +1,14 @@
 """A damaged or missing model folder is reported, never loaded wrong, and never runs code."""
 
+import hashlib
 import json
 import shutil
 
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file as load_safetensors_file
+from safetensors.torch import save as save_safetensors
 
 from attend.checkpoint import atomic_write, load_model, load_trainer_state
 from attend.errors import AttendError
@@ -30,13 +34,37 @@ def test_flipped_byte_in_weights_is_caught_by_checksum(copy):
         load_model(copy)
 
 
-def test_truncated_weights_without_checksum(copy):
-    meta = json.loads((copy / "meta.json").read_text())
-    del meta["sha256"]
-    (copy / "meta.json").write_text(json.dumps(meta))
+def test_truncated_weights(copy):
     raw = (copy / "model.safetensors").read_bytes()
     (copy / "model.safetensors").write_bytes(raw[: len(raw) // 3])
     with pytest.raises(AttendError, match="not a valid safetensors file"):
+        load_model(copy)
+
+
+def test_weights_check_themselves_whatever_meta_json_says(copy):
+    """An interruption between replacing the weights and meta.json leaves an older meta.json beside newer
+    weights: the weights still load, since their checksum travels in their own header."""
+    first = sorted((copy / "checkpoints").glob("step-*"))[0]
+    shutil.copyfile(first / "meta.json", copy / "meta.json")
+    loaded = load_model(copy)
+    assert loaded.meta["step"] == json.loads((first / "meta.json").read_text())["step"]
+    assert (copy / "model.safetensors").read_bytes() != (first / "model.safetensors").read_bytes()
+
+
+def test_weights_of_earlier_versions_are_checked_against_meta_json(copy):
+    """Folders written before the weights carried a checksum keep the sha256 of the whole file in meta.json."""
+    tensors = load_safetensors_file(copy / "model.safetensors")
+    with safe_open(copy / "model.safetensors", "pt") as f:
+        aliases = f.metadata()["aliases"]
+    raw = save_safetensors(tensors, {"aliases": aliases})
+    meta = json.loads((copy / "meta.json").read_text())
+    (copy / "meta.json").write_text(json.dumps({**meta, "sha256": hashlib.sha256(raw).hexdigest()}))
+    (copy / "model.safetensors").write_bytes(raw)
+    load_model(copy)
+    damaged = bytearray(raw)
+    damaged[len(damaged) // 2] ^= 0xFF
+    (copy / "model.safetensors").write_bytes(bytes(damaged))
+    with pytest.raises(AttendError, match="model.safetensors: checksum mismatch"):
         load_model(copy)
 
 
@@ -61,6 +89,17 @@ def test_corrupt_config_and_json(copy):
 def test_missing_files(copy):
     (copy / "tokenizers.json").unlink()
     with pytest.raises(AttendError, match=r"tokenizers\.json: missing"):
+        load_model(copy)
+
+
+def test_damaged_tokenizers_are_named(copy):
+    tokenizers = json.loads((copy / "tokenizers.json").read_text())
+    (copy / "tokenizers.json").write_text(json.dumps({**tokenizers, "src": "word"}))
+    with pytest.raises(AttendError, match=r"tokenizers\.json: no 'src' tokenizer in it; the folder is damaged"):
+        load_model(copy)
+    (copy / "tokenizers.json").write_text(json.dumps({**tokenizers, "src": {"kind": "subword"}}))
+    (copy / "src.spm").write_bytes(b"garbage, not a sentencepiece model")
+    with pytest.raises(AttendError, match=r"src\.spm: not a sentencepiece model"):
         load_model(copy)
 
 

@@ -15,3 +15,9 @@ def test_quickstart_trains_scores_and_leaves_a_model(tmp_path, capsys):
     assert load_model(tmp_path / "g2p").config.data.recipe == "g2p-cmudict"
     with pytest.raises(AttendError, match="already exists"):
         run(tmp_path / "g2p", minutes=0.1, progress=False)
+
+
+def test_a_bad_beam_is_refused_before_training(tmp_path):
+    with pytest.raises(AttendError, match="--beam and --nbest must be at least 1"):
+        run(tmp_path / "g2p", minutes=5, progress=False, beam=0)
+    assert not (tmp_path / "g2p").exists()
