@@ -63,9 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR", help="folder of the corpus files the config names (sets data.data_dir)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="change one config value, e.g. --set model.dropout=0.3 (may be repeated)")
-    p.add_argument("--max-steps", type=int, help="with --resume: raise the step budget")
+    p.add_argument("--max-steps", type=int, help="the step budget (sets train.max_steps; with --resume, raises it)")
     p.add_argument("--max-minutes", type=float,
-                   help="with --resume: raise the time budget (training minutes, every sitting counted)")
+                   help="the time budget in training minutes, every sitting counted (sets train.max_minutes; "
+                        "with --resume, raises it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_train)
 
@@ -180,10 +181,14 @@ def cmd_quickstart(args) -> int:
 def cmd_train(args) -> int:
     from attend import train
 
+    if args.max_steps is not None and args.max_steps < 1:
+        raise AttendError(f"--max-steps must be at least 1, got {args.max_steps}")
+    if args.max_minutes is not None and args.max_minutes < 0:
+        raise AttendError(f"--max-minutes must not be negative (0: no time budget), got {args.max_minutes:g}")
     if args.resume:
-        if args.config or args.data_dir or args.set:
-            raise AttendError("--resume DIR continues a run as it was configured; leave out CONFIG, --data-dir "
-                              "and --set")
+        if args.config or args.data_dir or args.set or args.out:
+            raise AttendError("--resume DIR continues a run in its own folder as it was configured; leave out "
+                              "CONFIG, --out, --data-dir and --set")
         summary = train.resume(args.resume, not args.quiet, args.max_steps, args.max_minutes)
         folder = args.resume
     else:
@@ -191,13 +196,16 @@ def cmd_train(args) -> int:
             raise AttendError("attend train needs a CONFIG.yaml (or --resume DIR); see configs/ for examples")
         from attend.config import load_config, with_overrides
 
-        config = with_overrides(load_config(args.config), args.set)
+        budgets = [f"train.{key}={value}" for key, value in
+                   (("max_steps", args.max_steps), ("max_minutes", args.max_minutes)) if value is not None]
+        config = with_overrides(load_config(args.config), args.set + budgets)
         if args.data_dir:
             config.data.data_dir = str(Path(args.data_dir).resolve())
         folder = args.out or str(Path("runs") / Path(args.config).stem)
         summary = train.train(config, folder, progress=not args.quiet)
+    best = "none yet" if summary["best"] is None else f"{summary['best']:.2f}"
     print(f"stopped at step {summary['step']} ({summary['stop_reason']}) after {summary['minutes']:.1f} min; "
-          f"best validation {summary['metric']} {summary['best']:.2f}; model in {folder}")
+          f"best validation {summary['metric']} {best}; model in {folder}")
     return 0
 
 

@@ -12,7 +12,6 @@ runs out.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import random
 import sys
@@ -144,17 +143,19 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: learning_rate_factor(s, t, self._time_fraction()))
         self.best, self.bad_evals = None, 0
-        self.log = _file_logger(folder / "train.log")
         limit = length_limit(config)
         fits = [(s, refs) for s, refs in data.task.valid if len(data.src_tokenizer.encode(s)) < limit]
+        if data.task.valid and not fits:
+            raise AttendError(f"all {len(data.task.valid):,} validation inputs are longer than {limit - 1} tokens, "
+                              "so none can be scored; raise data.max_len (and model.max_positions)")
         self.valid = fits[: t.valid_max_sentences]
         self.valid_skipped = len(data.task.valid) - len(fits)
         self.pictures = None
         if t.pictures or t.tensorboard:
             from attend.explain.training import TrainingPictures
 
-            self.pictures = TrainingPictures(folder, config.data.metric, self.valid[0][0] if self.valid else None,
-                                             t.tensorboard, draw=t.pictures)
+            shown = next((s for s, _ in self.valid if s.strip()), None)  # the sentence whose attention is drawn
+            self.pictures = TrainingPictures(folder, config.data.metric, shown, t.tensorboard, draw=t.pictures)
         self.valid_examples, _, _ = encode_pairs([(s, refs[0]) for s, refs in self.valid], data.src_tokenizer,
                                                  data.tgt_tokenizer, data.src_vocab, data.tgt_vocab, limit)
 
@@ -170,7 +171,8 @@ class Trainer:
                   f"{len(self.valid):,} validation inputs ({self.valid_skipped:,} skipped as too long), "
                   f"from step {self.step}")
         bar = self._progress_bar()
-        window_loss, window_tokens, window_start, stop_reason = 0.0, 0, time.time(), "max_steps"
+        window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.time()
+        stop_reason = "max_steps"
         first_step, last_eval_step, batches = self.step, None, self._epoch_batches()
         while self.step < t.max_steps:
             if time.time() > deadline:  # checked first, so a resumed run whose budget is spent trains no step
@@ -185,34 +187,35 @@ class Trainer:
             batch = collate(self.data.examples, batches[self.batch_in_epoch]).to(self.device)
             self.batch_in_epoch += 1
             window_loss += self._train_step(batch)  # a tensor: read back only when logged, no sync per step
+            window_steps += 1  # fewer than log_every in a resumed run's first window
             window_tokens += batch.n_src_tokens + batch.n_tgt_tokens
             self.target_tokens += batch.n_tgt_tokens
             if self.step % t.log_every == 0:
-                window_loss = float(window_loss)
+                loss = float(window_loss) / window_steps
                 rate = window_tokens / max(time.time() - window_start, 1e-9)
                 self._log_metrics({"step": self.step, "epoch": self.epoch, "target_tokens": self.target_tokens,
-                                   "loss": window_loss / t.log_every,
-                                   "lr": self.scheduler.get_last_lr()[0], "tokens_per_s": rate,
+                                   "loss": loss, "lr": self.scheduler.get_last_lr()[0], "tokens_per_s": rate,
                                    "elapsed_s": self.train_seconds()})
                 if bar is not None:
-                    bar.set_postfix(loss=f"{window_loss / t.log_every:.3f}", tok_s=f"{rate:,.0f}", epoch=self.epoch)
+                    bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}", epoch=self.epoch)
                     self._adjust_total(bar, start, deadline)
-                window_loss, window_tokens, window_start = 0.0, 0, time.time()
+                window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.time()
             if bar is not None:
                 bar.update(1)
             if self.step % t.eval_every == 0:
-                last_eval_step = self.step
+                last_eval_step, evaluation_began = self.step, time.time()
                 if self._evaluate_and_save():
                     stop_reason = f"no improvement in {t.patience} evaluations"
                     break
+                window_start += time.time() - evaluation_began  # tokens/s counts training time only
         if bar is not None:
             bar.close()
-        if self.step == first_step:  # a resumed run whose budget was spent: its checkpoint is already scored
+        if self.step == first_step > 0:  # a resumed run whose budget was spent: its checkpoint is already scored
             stop_reason = f"nothing left to train ({stop_reason}); raise --max-steps or --max-minutes to go on"
-        elif last_eval_step != self.step:
+        elif last_eval_step != self.step:  # also a new run that trained no step: it still leaves a resumable folder
             self._evaluate_and_save()
-        self.log.info("stopped at step %d: %s; best validation %s = %s", self.step, stop_reason,
-                      self.config.data.metric, self.best)
+        self._log(f"stopped at step {self.step}: {stop_reason}; best validation {self.config.data.metric} = "
+                  f"{self.best}")
         if self.pictures is not None:
             self.pictures.close()
         return {"step": self.step, "epoch": self.epoch, "stop_reason": stop_reason, "best": self.best,
@@ -357,11 +360,16 @@ class Trainer:
     # ----- reporting ----------------------------------------------------------------------------
     def _say(self, message: str) -> None:
         """Into train.log, and onto the terminal when a progress bar is shown."""
-        self.log.info(message)
+        self._log(message)
         if self.progress:
             from tqdm import tqdm
 
             tqdm.write(message, file=sys.stderr)
+
+    def _log(self, message: str) -> None:
+        """One timestamped line in train.log (opened per line: no handle outlives the run)."""
+        with open(self.folder / "train.log", "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
     def _log_metrics(self, record: dict) -> None:
         with open(self.folder / "metrics.jsonl", "a", encoding="utf-8") as f:
@@ -386,29 +394,18 @@ class Trainer:
         bar.refresh()
 
 
-def _file_logger(path: Path) -> logging.Logger:
-    logger = logging.getLogger(f"attend.train.{path}")
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    if not logger.handlers:
-        handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        logger.addHandler(handler)
-    return logger
-
-
 def train(config: Config, folder: str | Path, progress: bool = True) -> dict:
     """Train a new model into `folder`, which must not already hold one."""
     folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()):
-        raise AttendError(f"{folder}: already exists and is not empty; use 'attend train --resume {folder}' "
-                          "to continue it, or choose another --out")
+    checkpoint.require_new_folder(folder, f"use 'attend train --resume {folder}' to continue it, or choose "
+                                          "another --out")
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
     data = prepare(config)
-    folder.mkdir(parents=True, exist_ok=True)
-    checkpoint.save_static(folder, config, data.src_tokenizer, data.tgt_tokenizer, data.src_vocab, data.tgt_vocab)
-    return Trainer(config, folder, data, progress).run()
+    with checkpoint.new_run_folder(folder):
+        checkpoint.save_static(folder, config, data.src_tokenizer, data.tgt_tokenizer, data.src_vocab,
+                               data.tgt_vocab)
+        return Trainer(config, folder, data, progress).run()
 
 
 def resume(folder: str | Path, progress: bool = True, max_steps: int | None = None,
@@ -425,6 +422,7 @@ def resume(folder: str | Path, progress: bool = True, max_steps: int | None = No
     if max_minutes is not None:
         config.train.max_minutes = max_minutes
     if max_steps is not None or max_minutes is not None:  # kept, so that a later plain resume trains to them
+        config.train.validate(f"{folder}: the raised budget")  # never write a config.yaml that cannot load
         checkpoint.atomic_write(folder / checkpoint.CONFIG, config_to_yaml(config))
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)

@@ -47,6 +47,14 @@ def test_output_file_and_batch_size(trained_folder, tmp_path, capsys):
     assert code == 0 and out == "" and len(out_file.read_text().splitlines()) == 2
 
 
+def test_output_that_is_a_folder_is_refused_before_decoding(trained_folder, tmp_path, capsys):
+    (tmp_path / "in.txt").write_text("a b\n")
+    code, out, err = run(capsys, "translate", "--model", str(trained_folder), "--input", str(tmp_path / "in.txt"),
+                         "-o", str(tmp_path))
+    assert code != 0 and out == "" and f"{tmp_path}: is a folder; --output takes the name of a file" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+
+
 def test_evaluate_prints_metrics_table(trained_folder, tmp_path, capsys):
     (tmp_path / "src").write_text("a b c\nd e f\n")
     (tmp_path / "ref").write_text("c b a\nf e d\n")
@@ -112,6 +120,14 @@ def test_train_and_resume_from_the_command_line(tmp_path, capsys):
     assert code == 0 and "stopped at step 6" in out
     code, out, _ = run(capsys, "train", "--resume", str(tmp_path / "m"), "--max-steps", "9", "--quiet")
     assert code == 0 and "stopped at step 9" in out
+    # a new run takes the budgets too, and --resume refuses what it would ignore
+    code, out, _ = run(capsys, "train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "m2"), "--quiet",
+                       "--max-steps", "3")
+    assert code == 0 and "stopped at step 3" in out
+    code, out, err = run(capsys, "train", "--resume", str(tmp_path / "m"), "--out", str(tmp_path / "m3"))
+    assert code == 1 and "leave out CONFIG, --out, --data-dir and --set" in err and not (tmp_path / "m3").exists()
+    code, out, err = run(capsys, "train", "--resume", str(tmp_path / "m"), "--max-steps", "0")
+    assert code == 1 and "--max-steps must be at least 1, got 0" in err
 
 
 @pytest.mark.parametrize("where", ["before", "after"])

@@ -194,3 +194,77 @@ def test_a_resumed_time_budget_goes_on_with_its_schedule(tmp_path):
     trainer.seconds_before = 601.0  # the budget is spent: the resumed run trains no further step
     summary = trainer.run()
     assert summary["step"] == 40 and summary["stop_reason"].startswith("nothing left to train (time budget of 10")
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_the_folder_as_it_found_it(tmp_path, monkeypatch):
+    """Else a rerun is refused ("not empty") and --resume finds nothing to resume: the user is stuck."""
+    with pytest.raises(AttendError, match="fp16 needs a GPU"):
+        train(tiny_config(train={"precision": "fp16"}), tmp_path / "new", progress=False)
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AttendError, match="fp16 needs a GPU"):
+        train(tiny_config(train={"precision": "fp16"}), tmp_path / "empty", progress=False)
+    assert list((tmp_path / "empty").iterdir()) == []
+    # Ctrl-C at step 5, long before the first validation
+    steps = []
+    original = Trainer._train_step
+
+    def interrupted(self, batch):
+        steps.append(self.step)
+        if len(steps) == 5:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(Trainer, "_train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(), tmp_path / "new", progress=False)
+    assert not (tmp_path / "new").exists()
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    assert train(tiny_config(train={"max_steps": 4, "eval_every": 4}), tmp_path / "new", progress=False)["step"] == 4
+
+
+def test_a_new_run_that_trains_no_step_still_leaves_a_model(tmp_path):
+    summary = train(tiny_config(train={"max_minutes": 1e-9}), tmp_path / "m", progress=False)
+    assert summary["step"] == 0 and summary["best"] is not None
+    assert summary["stop_reason"].startswith("time budget")
+    assert (tmp_path / "m/model.safetensors").is_file() and (tmp_path / "m/checkpoints/step-00000000").is_dir()
+
+
+def test_a_raised_budget_that_cannot_load_is_refused_and_config_kept(tmp_path):
+    folder = tmp_path / "m"
+    train(tiny_config(train={"max_steps": 4, "eval_every": 4}), folder, progress=False)
+    before = (folder / "config.yaml").read_text()
+    with pytest.raises(AttendError, match="the raised budget: train.max_steps must be positive, got 0"):
+        resume(folder, progress=False, max_steps=0)
+    assert (folder / "config.yaml").read_text() == before
+
+
+def test_the_first_loss_logged_after_a_resume_averages_its_own_steps(tmp_path):
+    """Resumed at step 15 with losses logged every 10 steps, the window up to step 20 holds 5 steps, not 10."""
+    cfg = tiny_config(train={"max_steps": 15, "eval_every": 15, "log_every": 10, "lr": 1e-9})  # a flat loss
+    folder = tmp_path / "m"
+    train(cfg, folder, progress=False)
+    resume(folder, progress=False, max_steps=30)
+    losses = {r["step"]: r["loss"] for r in map(json.loads, (folder / "metrics.jsonl").read_text().splitlines())
+              if "loss" in r}
+    assert sorted(losses) == [10, 20, 30]
+    assert losses[20] == pytest.approx(losses[30], rel=0.1) and losses[20] == pytest.approx(losses[10], rel=0.1)
+
+
+def test_validation_that_cannot_be_scored_is_named_before_training(tmp_path):
+    (tmp_path / "train.tsv").write_text("a b\tb a\n" * 50)
+    (tmp_path / "valid.tsv").write_text(("x " * 30 + "\ty\n") * 4)
+    cfg = tiny_config(data={"recipe": None, "train_src": str(tmp_path / "train.tsv"),
+                            "valid_src": str(tmp_path / "valid.tsv"), "max_len": 20})
+    with pytest.raises(AttendError, match="all 4 validation inputs are longer than 19 tokens"):
+        train(cfg, tmp_path / "m", progress=False)
+
+
+def test_an_empty_first_validation_line_does_not_stop_the_pictures(tmp_path):
+    (tmp_path / "train.tsv").write_text("a b\tb a\nc d e\te d c\n" * 40)
+    (tmp_path / "valid.tsv").write_text("\tnothing\na b\tb a\nc d e\te d c\n")
+    cfg = tiny_config(data={"recipe": None, "train_src": str(tmp_path / "train.tsv"),
+                            "valid_src": str(tmp_path / "valid.tsv")},
+                      train={"max_steps": 4, "eval_every": 4, "pictures": True})
+    train(cfg, tmp_path / "m", progress=False)
+    assert any((tmp_path / "m/pictures").glob("*.png"))
