@@ -1,10 +1,11 @@
 """Where tensors live and in which precision: chosen from what this machine has and measures.
 
 Machines differ: some CPUs have bf16 instructions (AVX-512 BF16, AMX) and run
-bf16 matmuls faster than fp32; on AVX2-only CPUs bf16 is emulated and can be
-a hundred times slower. So "auto" precision on the CPU checks the instruction
-flags and then times one matmul in each dtype before choosing bf16; on a GPU it
-takes bf16 where the card supports it, else fp16 (with loss scaling in training).
+bf16 matmuls faster than fp32; on AVX2-only CPUs bf16 is emulated (measured 23
+times slower than fp32 on one; README, "Precision and speed switches"). So
+"auto" precision on the CPU checks the instruction flags and then times one
+matmul in each dtype before choosing bf16; on a GPU it takes bf16 where the
+card supports it, else fp16 (with loss scaling in training).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ def pick_device(requested: str | None = None) -> torch.device:
     H200 (PyTorch 2.11) bf16 training ran at 27k tokens/s on batches of shapes
     seen for the first time and at 338k on the same batches run again
     (benchmarks/speed.py): consistent with such per-shape set-up, which the
-    flash and memory-efficient kernels do not have. Whether turning cuDNN off
-    removes that cost is still to be measured.
+    flash and memory-efficient kernels do not have. With cuDNN attention off,
+    training on shapes seen for the first time measured 7-13 times faster there
+    (README, "Speed").
     """
     device = torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and hasattr(torch.backends.cuda, "enable_cudnn_sdp"):  # PyTorch 2.3 and later

@@ -16,3 +16,12 @@ def test_standard_test_split_is_held_out():
 def test_lexicon_parsing_and_stress():
     assert read_lexicon("HELLO  HH AH0 L OW1\n") == [("hello", "HH AH L OW")]
     assert strip_stress(["AE1", "B", "ER0"]) == "AE B ER"
+
+
+def test_a_lexicon_named_in_the_config_is_read_from_the_data_dir(tmp_path):
+    from attend.config import DataConfig
+    from attend.recipes import load_task
+
+    (tmp_path / "lex.txt").write_text("".join(f"WORD{chr(97 + i % 26) * (1 + i // 26)}  W ER1 D\n" for i in range(300)))
+    task = load_task(DataConfig(recipe="g2p-cmudict", train_src="lex.txt", data_dir=str(tmp_path)))
+    assert len(task.train) + len(task.valid) == 300 and all(p == "W ER D" for _, p in task.train)

@@ -26,6 +26,12 @@ VARIANTS = [
 ]
 
 
+def test_every_family_a_config_accepts_is_one_the_models_build():
+    from attend import config, models
+
+    assert set(config.FAMILIES) == set(models.FAMILIES)
+
+
 def make(family, **extra):
     torch.manual_seed(0)
     cfg = ModelConfig(family=family, hidden_size=32, embed_dim=16, ff_size=64, encoder_layers=2, decoder_layers=2,

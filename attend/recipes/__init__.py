@@ -50,7 +50,8 @@ def load_task(cfg: DataConfig) -> Task:
     if cfg.recipe == "g2p-cmudict":
         from attend.recipes.g2p_cmudict import load
 
-        return load(cfg.train_src)
+        lexicon, = corpus_paths(cfg, cfg.train_src)  # an optional lexicon file, read from --data-dir too
+        return load(lexicon)
     if cfg.recipe in ("reverse", "copy"):
         from attend.recipes.synthetic import load
 
