@@ -49,7 +49,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     """Write `data` to `path` so that readers see the old or the new file, never half of one."""
     path = Path(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temporary_beside(path)
     try:
         os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
@@ -57,9 +57,9 @@ def atomic_write(path: Path, data: bytes | str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        raise
+        _raise_unwritable(path, e)
     _fsync_dir(path.parent)
 
 
@@ -79,7 +79,7 @@ def atomic_text_writer(path: str | Path | None):
         raise AttendError(f"{path}: is a folder; --output takes the name of a file")
     if not path.parent.is_dir():
         raise AttendError(f"{path}: its folder {path.parent} does not exist; create it or choose another --output")
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    handle, temporary = _temporary_beside(path)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as f:
             yield f.write
@@ -87,9 +87,24 @@ def atomic_text_writer(path: str | Path | None):
             os.fsync(f.fileno())
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as e:
         Path(temporary).unlink(missing_ok=True)
-        raise
+        _raise_unwritable(path, e)
+
+
+def _temporary_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file in `path`'s folder (so that renaming it over `path` is atomic)."""
+    try:
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise AttendError(f"{path}: cannot write there ({e.strerror or e})") from None
+
+
+def _raise_unwritable(path: Path, error: BaseException):
+    """Re-raise `error`; a failed write (no permission, a full disk) becomes one line naming the file."""
+    if isinstance(error, OSError):
+        raise AttendError(f"{path}: cannot write ({error.strerror or error}); the old file, if any, is unchanged") from None
+    raise error
 
 
 def require_new_folder(folder: Path, advice: str) -> None:

@@ -262,6 +262,9 @@ def cmd_tune(args) -> int:
         raise AttendError("--beam must be at least 2: the length penalty only matters to beam search")
     sources, refs, source = read_test_set(args)
     loaded = load(args.model)
+    if not os.access(loaded.path, os.W_OK):  # found before the decoding, not after it
+        raise AttendError(f"{loaded.path}: cannot write the tuned search.json into this model folder; copy the "
+                          "folder somewhere writable and tune the copy")
     metric = loaded.config.data.metric if loaded.config.data.metric != "loss" else "accuracy"
     results = tune_alpha(loaded, sources, refs, args.beam, args.alphas, args.batch_size, progress=not args.quiet)
     print(f"{'alpha':>6}  {metric}")
@@ -363,6 +366,8 @@ def input_stream(args):
     if args.input:
         lines = iter_lines(args.input)
         return lines, args.input, None if args.quiet else count_lines(args.input)
+    if sys.stdin is None:  # started with standard input closed
+        raise AttendError("no input: give TEXT arguments, --input FILE, or pipe lines to standard input")
     stdin = (decode_line(line.rstrip(b"\n"), "stdin", n) for n, line in enumerate(sys.stdin.buffer, 1))
     return stdin, "stdin", None
 

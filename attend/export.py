@@ -212,10 +212,12 @@ class CTranslate2Translator:
             raise AttendError(f"{self.folder}: lacks attend's {CONFIG} and tokenizers; export it with 'attend export'")
 
     def encode_inputs(self, lines: list[str], source: str, first_line: int = 1) -> list[list[str]]:
-        """Source tokens per line (CT2 appends </s>), refusing lines longer than the model's positions."""
+        """Source tokens per line (CT2 appends </s>), refusing lines longer than the model's positions; text
+        that spells a special token is unknown, as in attend's own Vocab.encode."""
         tokens = []
         for number, line in enumerate(lines, first_line):
-            tokens.append(check_length(self.src_tokenizer.encode(line), self.limit, source, number))
+            line_tokens = check_length(self.src_tokenizer.encode(line), self.limit, source, number)
+            tokens.append([UNK if t in (PAD, BOS, EOS) else t for t in line_tokens])
         return tokens
 
     def translate_stream(self, lines: Iterable[str], source: str = "input", chunk_lines: int = 10000,

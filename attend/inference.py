@@ -108,7 +108,6 @@ class Translator:
                 raise AttendError("--int8 quantizes for the CPU; leave it out on a GPU")
             self.model = quantize_int8(loaded.model)
         self.limit = loaded.config.model.max_positions  # longest input (and output) in tokens
-        self.generator = torch.Generator().manual_seed(self.options.seed) if self.options.seed is not None else None
 
     def encode_inputs(self, lines: list[str], source: str, first_line: int = 1) -> list[list[int]]:
         ids = []
@@ -137,15 +136,18 @@ class Translator:
             chunks = tqdm(chunks, desc="translating", unit="batch", leave=False)
         for chunk in chunks:
             src = pad([ids[i] for i in chunk]).to(self.device)
-            for i, hyps in zip(chunk, self._search(model, src, src != PAD_ID, return_attention)):
+            line_numbers = [first_line + i for i in chunk]
+            for i, hyps in zip(chunk, self._search(model, src, src != PAD_ID, return_attention, line_numbers)):
                 results[i] = [self._output(h) for h in hyps]
         return results
 
-    def _search(self, model, src, src_mask, return_attention):
+    def _search(self, model, src, src_mask, return_attention, line_numbers):
         o = self.options
         max_len = output_limits(src_mask, o.max_len_ratio, cap=self.limit)  # (batch,): per sentence
         if o.sample:
-            return sample(model, src, src_mask, max_len, o.temperature, o.top_k, o.top_p, self.generator)
+            generators = None if o.seed is None else [  # a stream per input line: the same sample whatever the batch
+                torch.Generator(device=self.device).manual_seed(o.seed * 1_000_003 + n) for n in line_numbers]
+            return sample(model, src, src_mask, max_len, o.temperature, o.top_k, o.top_p, generators)
         if o.beam_size == 1:
             return greedy(model, src, src_mask, max_len, return_attention)
         return beam_search(model, src, src_mask, max_len, o.beam_size, o.alpha, o.nbest)

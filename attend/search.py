@@ -80,7 +80,8 @@ def _at_last_step(limits: torch.Tensor, active: list[int], t: int, soonest: int,
 
 @torch.inference_mode()
 def _single_path(model, src, src_mask, max_len, choose: Callable, return_attention: bool):
-    """One hypothesis per sentence, each next token and its log-probability picked by `choose(logp)`."""
+    """One hypothesis per sentence, each next token and its log-probability picked by `choose(logp, active)`,
+    where `active` lists the sentence of each live row."""
     memory = model.encode(src, src_mask)
     state = model.init_state(memory)
     batch = src.size(0)
@@ -93,7 +94,7 @@ def _single_path(model, src, src_mask, max_len, choose: Callable, return_attenti
     for t in range(int(limits.max())):
         logits, state, weights = model.step(prev, state, memory, return_attention=return_attention)
         logp = _log_probs(logits, _at_last_step(limits, active, t, soonest))
-        chosen_logp, chosen = choose(logp)  # (active,) each
+        chosen_logp, chosen = choose(logp, active)  # (active,) each
         ended = []
         for row, (sentence, token, lp) in enumerate(zip(active, chosen.tolist(), chosen_logp.tolist())):
             scores[sentence] += lp
@@ -123,7 +124,7 @@ def greedy(model: Seq2Seq, src, src_mask, max_len, return_attention: bool = Fals
     """The most probable next token at every step."""
     if src.size(0) == 1 and not return_attention:
         return _greedy_one_sentence(model, src, src_mask, int(_limits(max_len, 1)[0]))
-    return _single_path(model, src, src_mask, max_len, lambda logp: logp.max(-1), return_attention)
+    return _single_path(model, src, src_mask, max_len, lambda logp, _: logp.max(-1), return_attention)
 
 
 @torch.inference_mode()
@@ -158,13 +159,23 @@ def _greedy_one_sentence(model, src, src_mask, limit: int) -> list[list[Hypothes
 
 
 def sample(model: Seq2Seq, src, src_mask, max_len, temperature: float = 1.0, top_k: int = 0,
-           top_p: float = 1.0, generator: Optional[torch.Generator] = None) -> list[list[Hypothesis]]:
+           top_p: float = 1.0, generators: Optional[list[torch.Generator]] = None) -> list[list[Hypothesis]]:
     """Ancestral sampling from the tempered, optionally top-k / nucleus-truncated distribution.
 
+    With `generators`, one per sentence (on the model's device), each sentence draws from its own random
+    stream (Gumbel-max: the argmax of log-probabilities plus Gumbel noise is a sample), so a seeded sample
+    does not depend on which sentences share its batch. Without, PyTorch's global generator is used.
     Scores are the model's own log-probabilities of the sampled tokens.
     """
 
-    def choose(logp):
+    def draw(scaled, active):  # (active, vocab) log-probabilities, tempered and truncated -> (active,) ids
+        if generators is None:
+            return torch.multinomial(torch.softmax(scaled, -1), 1)[:, 0]
+        uniform = torch.stack([torch.rand(scaled.size(-1), generator=generators[s], device=scaled.device)
+                               for s in active])  # (active, vocab)
+        return (scaled - torch.log(-torch.log(uniform))).argmax(-1)
+
+    def choose(logp, active):
         scaled = logp / max(temperature, 1e-6)
         if top_k > 0:
             kth = scaled.topk(min(top_k, scaled.size(-1)), dim=-1).values[:, -1:]
@@ -174,8 +185,8 @@ def sample(model: Seq2Seq, src, src_mask, max_len, temperature: float = 1.0, top
             mass_before = torch.softmax(sorted_logp, -1).cumsum(-1) - torch.softmax(sorted_logp, -1)
             sorted_logp = sorted_logp.masked_fill(mass_before > top_p, float("-inf"))
             scaled = torch.full_like(scaled, float("-inf")).scatter(1, order, sorted_logp)
-        chosen = torch.multinomial(torch.softmax(scaled, -1), 1, generator=generator)  # (batch, 1)
-        return logp.gather(1, chosen)[:, 0], chosen[:, 0]
+        chosen = draw(scaled, active)  # (active,)
+        return logp.gather(1, chosen[:, None])[:, 0], chosen
 
     return _single_path(model, src, src_mask, max_len, choose, False)
 

@@ -1,7 +1,9 @@
 """A damaged or missing model folder is reported, never loaded wrong, and never runs code."""
 
+import errno
 import hashlib
 import json
+import os
 import shutil
 
 import pytest
@@ -114,6 +116,23 @@ def test_trainer_state_never_unpickles_code(copy, capsys):
     with pytest.raises(AttendError, match="cannot be loaded safely"):
         load_trainer_state(ckpt)
     assert "code ran" not in capsys.readouterr().out
+
+
+def test_a_failed_write_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(AttendError, match=r"file/x\.json: cannot write there \(Not a directory\)"):
+        atomic_write(tmp_path / "file" / "x.json", "{}")
+    target = tmp_path / "f.txt"
+    atomic_write(target, "old")
+
+    def disk_full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("os.replace", disk_full)  # a full disk cannot be made here on demand
+    with pytest.raises(AttendError, match=r"f\.txt: cannot write \(No space left on device\); the old file"):
+        atomic_write(target, "new")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt", "file"]  # no temporary file left behind
 
 
 def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):

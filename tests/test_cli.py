@@ -28,6 +28,12 @@ def test_translate_arguments_file_and_stdin_agree(trained_folder, tmp_path, caps
     assert from_args == from_file == from_stdin
 
 
+def test_no_input_at_all_is_one_line(trained_folder, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", None)  # as Python starts with standard input closed
+    code, out, err = run(capsys, "translate", "--model", str(trained_folder))
+    assert code == 1 and out == "" and "no input: give TEXT arguments, --input FILE" in err
+
+
 def test_empty_lines_stay_in_place(trained_folder, capsys, monkeypatch):
     _, out, _ = run(capsys, "translate", "--model", str(trained_folder), stdin=b"a b\n\nc d\n", monkeypatch=monkeypatch)
     assert out.split("\n")[1] == "" and len(out.splitlines()) == 3
@@ -53,6 +59,15 @@ def test_output_that_is_a_folder_is_refused_before_decoding(trained_folder, tmp_
                          "-o", str(tmp_path))
     assert code != 0 and out == "" and f"{tmp_path}: is a folder; --output takes the name of a file" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+
+
+def test_a_seeded_sample_of_a_line_does_not_depend_on_the_batch(trained_folder, capsys):
+    words = ["a b c", "d e f g a", "h a", "c c d e"]
+    sample = ["translate", "-m", str(trained_folder), "--sample", "--temperature", "3", "--seed", "4"]
+    _, together, _ = run(capsys, *sample, *words)
+    _, one_by_one, _ = run(capsys, *sample, "--batch-size", "1", *words)
+    _, first_alone, _ = run(capsys, *sample, words[0])
+    assert together == one_by_one and first_alone.splitlines()[0] == together.splitlines()[0]
 
 
 def test_evaluate_prints_metrics_table(trained_folder, tmp_path, capsys):

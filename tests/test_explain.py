@@ -141,6 +141,13 @@ def test_explain_errors_are_one_line(trained_folder, tmp_path, capsys, argv, mes
     assert err.count("\n") == 1 and message in err
 
 
+def test_explain_into_a_file_is_refused(trained_folder, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["explain", "--model", str(trained_folder), "a b", "--out", str(tmp_path / "notes.txt")]) == 1
+    assert "notes.txt: is a file; --out takes the folder" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_training_draws_curves_attention_snapshots_and_tensorboard(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -25,3 +25,8 @@ def test_a_lexicon_named_in_the_config_is_read_from_the_data_dir(tmp_path):
     (tmp_path / "lex.txt").write_text("".join(f"WORD{chr(97 + i % 26) * (1 + i // 26)}  W ER1 D\n" for i in range(300)))
     task = load_task(DataConfig(recipe="g2p-cmudict", train_src="lex.txt", data_dir=str(tmp_path)))
     assert len(task.train) + len(task.valid) == 300 and all(p == "W ER D" for _, p in task.train)
+
+
+def test_cmudicts_own_format_reads_as_it_is():
+    text = ";;; # CMUdict -- Major Version: 0.07\nABACUS  AE1 B AH0 K AH0 S\nABACUS(1)  AH0 B AE1 K AH0 S\n"
+    assert read_lexicon(text) == [("abacus", "AE B AH K AH S"), ("abacus", "AH B AE K AH S")]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from attend.config import ModelConfig
-from attend.data.vocab import BOS_ID, EOS_ID, UNK_ID
+from attend.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from attend.models import build_model, select_rows
 from attend.search import beam_search, greedy, length_penalty, sample
 
@@ -131,19 +131,52 @@ def test_greedy_matches_stepwise_argmax_and_sampling_with_top_k_one_is_greedy():
     model = random_model(seed=7)
     src, src_mask = sources()
     g = greedy(model, src, src_mask, 8)
-    s = sample(model, src, src_mask, 8, top_k=1, generator=torch.Generator().manual_seed(0))
+    s = sample(model, src, src_mask, 8, top_k=1, generators=seeded(src.size(0), 0))
     assert [h[0].tokens for h in g] == [h[0].tokens for h in s]
-    nucleus = sample(model, src, src_mask, 8, top_p=1e-6, generator=torch.Generator().manual_seed(0))
+    nucleus = sample(model, src, src_mask, 8, top_p=1e-6, generators=seeded(src.size(0), 0))
     assert [h[0].tokens for h in g] == [h[0].tokens for h in nucleus]
+    assert [h[0].tokens for h in g] == [h[0].tokens for h in sample(model, src, src_mask, 8, top_k=1)]
+
+
+def seeded(n, seed):
+    return [torch.Generator().manual_seed(seed * 100 + i) for i in range(n)]
 
 
 def test_sampling_is_seeded_and_varies():
     model = random_model(seed=7, sharpen=1.0)
     src, src_mask = sources()
     run = lambda seed: [h[0].tokens for h in sample(model, src.repeat(8, 1), src_mask.repeat(8, 1), 8, temperature=2.0,
-                                                  generator=torch.Generator().manual_seed(seed))]
+                                                  generators=seeded(8 * src.size(0), seed))]
     assert run(1) == run(1)
     assert len({tuple(t) for t in run(1)}) > 1
+
+
+def test_a_seeded_sample_does_not_depend_on_its_neighbours():
+    model = random_model(seed=7, sharpen=1.0)
+    src, src_mask = sources()
+    together = sample(model, src, src_mask, 8, temperature=2.0, generators=seeded(src.size(0), 3))
+    for row in range(src.size(0)):
+        length = int(src_mask[row].sum())
+        alone = sample(model, src[row: row + 1, :length], src_mask[row: row + 1, :length], 8, temperature=2.0,
+                       generators=[seeded(src.size(0), 3)[row]])
+        assert alone[0][0].tokens == together[row][0].tokens
+        assert alone[0][0].score == pytest.approx(together[row][0].score, abs=1e-4)
+
+
+def test_sampling_draws_in_proportion_to_the_probabilities():
+    """Gumbel-max over log-probabilities is a draw from the softmax: check the frequencies of the first token."""
+    model = random_model(seed=7, sharpen=1.0)
+    src, src_mask = sources()
+    src, src_mask = src[:1].repeat(4000, 1), src_mask[:1].repeat(4000, 1)
+    first = torch.tensor([h[0].tokens[0] if h[0].tokens else EOS_ID
+                          for h in sample(model, src, src_mask, 2, temperature=3.0, generators=seeded(4000, 5))])
+    with torch.no_grad():
+        memory = model.encode(src[:1], src_mask[:1])
+        logits = model.step(torch.tensor([BOS_ID]), model.init_state(memory), memory)[0][0].float()
+    logits[[PAD_ID, BOS_ID]] = float("-inf")  # never generated
+    expected = torch.softmax(logits / 3.0, -1)  # tempered: no token dominates
+    observed = torch.bincount(first, minlength=expected.numel()).float() / 4000
+    assert (observed - expected).abs().max() < 0.03
 
 
 def test_greedy_returns_attention_per_step():

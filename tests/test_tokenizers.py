@@ -32,6 +32,12 @@ def test_vocab_min_freq_specials_and_unknowns():
     assert vocab.decode([4, EOS_ID, 4]) == ["a"]
 
 
+def test_text_that_spells_a_special_token_is_unknown():
+    vocab = Vocab.build([["a", "b"]])
+    a, b = vocab.encode(["a", "b"])
+    assert vocab.encode(["a", "</s>", "<pad>", "<s>", "<unk>", "b"]) == [a, UNK_ID, UNK_ID, UNK_ID, UNK_ID, b]
+
+
 def test_long_pairs_are_skipped_and_batches_respect_token_budget():
     tok = WordTokenizer()
     pairs = [("a " * n, "b " * n) for n in range(1, 30)]

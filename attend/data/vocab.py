@@ -28,7 +28,9 @@ class Vocab:
         return len(self.itos)
 
     def encode(self, tokens: list[str]) -> list[int]:
-        return [self.stoi.get(t, UNK_ID) for t in tokens]
+        """Ids for tokens; unknown ones, and text that spells a special ("</s>", "<pad>"), become <unk>: only
+        code places <pad>, <s> and </s>, so such text cannot end or mask a sentence."""
+        return [i if i >= len(SPECIALS) else UNK_ID for i in (self.stoi.get(t, UNK_ID) for t in tokens)]
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Tokens for ids, stopping at </s> and skipping <pad>/<s>."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attend.checkpoint import LoadedModel
+from attend.errors import AttendError
 from attend.explain.alignment import alignment
 from attend.explain.trace import Trace, trace
 
@@ -60,6 +61,8 @@ def explain(models: list[LoadedModel], text: str, out: Path, animate: bool = Fal
             beam_size: int = 1, alpha: float = 0.0, top_k: int = 5, fps: float = 1.5) -> Explained:
     """Trace `text` through each model and write its pictures into `out` (a subfolder per model when comparing)."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise AttendError(f"{out}: is a file; --out takes the folder the pictures go into")
     labels = unique_labels(models)
     result = Explained([trace(m, text, beam_size, alpha, top_k, label=label) for m, label in zip(models, labels)])
     for t in result.traces:

@@ -26,16 +26,23 @@ WORD = re.compile(r"^[a-z']+$")
 VALID_EVERY = 50  # one word in 50 goes to validation
 
 
+VARIANT = re.compile(r"\(\d+\)$")  # CMUdict numbers a word's further pronunciations: WORD(1), WORD(2)
+
+
 def read_lexicon(text: str, source: str = "lexicon") -> list[Pair]:
-    """`WORD  PH PH PH` lines -> (lowercased word, space-joined phonemes without stress)."""
+    """`WORD  PH PH PH` lines -> (lowercased word, space-joined phonemes without stress).
+
+    CMUdict's own file reads as it is: `;;;` comment lines are skipped and WORD(1) is another pronunciation
+    of WORD.
+    """
     pairs = []
     for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
+        if not line.strip() or line.startswith(";;;"):
             continue
         parts = line.split(None, 1)
         if len(parts) != 2:
             raise AttendError(f"{source}:{number}: expected 'WORD  PHONEMES', got {line[:60]!r}")
-        pairs.append((parts[0].lower(), strip_stress(parts[1].split())))
+        pairs.append((VARIANT.sub("", parts[0]).lower(), strip_stress(parts[1].split())))
     return pairs
 
 
