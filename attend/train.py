@@ -16,7 +16,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -120,6 +120,26 @@ def learning_rate_factor(step: int, cfg, time_fraction: float = 0.0) -> float:
     return 1.0
 
 
+@dataclass
+class LogWindow:
+    """The training steps since the last log line, which its loss and tokens/s average over (after a resume
+    the first window may hold fewer than log_every steps)."""
+
+    loss: torch.Tensor | float = 0.0  # summed on the device: read back only when logged, no sync per step
+    steps: int = 0
+    tokens: int = 0  # source and target
+    start: float = field(default_factory=time.time)
+
+    def add(self, loss: torch.Tensor, tokens: int) -> None:
+        self.loss, self.steps, self.tokens = self.loss + loss, self.steps + 1, self.tokens + tokens
+
+    def mean_loss(self) -> float:
+        return float(self.loss) / max(self.steps, 1)
+
+    def tokens_per_s(self) -> float:
+        return self.tokens / max(time.time() - self.start, 1e-9)
+
+
 class Trainer:
     """Owns the model, optimizer and bookkeeping of one run into one model folder."""
 
@@ -170,9 +190,7 @@ class Trainer:
                   f"{len(self.data.examples):,} pairs ({self.data.skipped:,} skipped as too long), "
                   f"{len(self.valid):,} validation inputs ({self.valid_skipped:,} skipped as too long), "
                   f"from step {self.step}")
-        bar = self._progress_bar()
-        window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.time()
-        stop_reason = "max_steps"
+        bar, window, stop_reason = self._progress_bar(), LogWindow(), "max_steps"
         first_step, last_eval_step, batches = self.step, None, self._epoch_batches()
         while self.step < t.max_steps:
             if time.time() > deadline:  # checked first, so a resumed run whose budget is spent trains no step
@@ -186,20 +204,11 @@ class Trainer:
                 break
             batch = collate(self.data.examples, batches[self.batch_in_epoch]).to(self.device)
             self.batch_in_epoch += 1
-            window_loss += self._train_step(batch)  # a tensor: read back only when logged, no sync per step
-            window_steps += 1  # fewer than log_every in a resumed run's first window
-            window_tokens += batch.n_src_tokens + batch.n_tgt_tokens
+            window.add(self._train_step(batch), batch.n_src_tokens + batch.n_tgt_tokens)
             self.target_tokens += batch.n_tgt_tokens
             if self.step % t.log_every == 0:
-                loss = float(window_loss) / window_steps
-                rate = window_tokens / max(time.time() - window_start, 1e-9)
-                self._log_metrics({"step": self.step, "epoch": self.epoch, "target_tokens": self.target_tokens,
-                                   "loss": loss, "lr": self.scheduler.get_last_lr()[0], "tokens_per_s": rate,
-                                   "elapsed_s": self.train_seconds()})
-                if bar is not None:
-                    bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}", epoch=self.epoch)
-                    self._adjust_total(bar, start, deadline)
-                window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.time()
+                self._log_window(window, bar, start, deadline)
+                window = LogWindow()
             if bar is not None:
                 bar.update(1)
             if self.step % t.eval_every == 0:
@@ -207,7 +216,7 @@ class Trainer:
                 if self._evaluate_and_save():
                     stop_reason = f"no improvement in {t.patience} evaluations"
                     break
-                window_start += time.time() - evaluation_began  # tokens/s counts training time only
+                window.start += time.time() - evaluation_began  # tokens/s counts training time only
         if bar is not None:
             bar.close()
         if self.step == first_step > 0:  # a resumed run whose budget was spent: its checkpoint is already scored
@@ -370,6 +379,16 @@ class Trainer:
         """One timestamped line in train.log (opened per line: no handle outlives the run)."""
         with open(self.folder / "train.log", "a", encoding="utf-8") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+
+    def _log_window(self, window: LogWindow, bar, start: float, deadline: float) -> None:
+        """A metrics.jsonl line (and the progress bar's figures) for the steps since the last one."""
+        loss, rate = window.mean_loss(), window.tokens_per_s()
+        self._log_metrics({"step": self.step, "epoch": self.epoch, "target_tokens": self.target_tokens,
+                           "loss": loss, "lr": self.scheduler.get_last_lr()[0], "tokens_per_s": rate,
+                           "elapsed_s": self.train_seconds()})
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}", epoch=self.epoch)
+            self._adjust_total(bar, start, deadline)
 
     def _log_metrics(self, record: dict) -> None:
         with open(self.folder / "metrics.jsonl", "a", encoding="utf-8") as f:
