@@ -167,6 +167,14 @@ class Config:
         return out
 
 
+def sequence_limit(config: Config) -> int:
+    """The longest sequence (tokens with </s>) a trained model reads or writes: model.max_positions, except
+    that learned positions past the training limit (data.max_len) never received a gradient and are not used."""
+    if config.model.family == "transformer" and config.model.positions == "learned":
+        return min(config.data.max_len, config.model.max_positions)
+    return config.model.max_positions
+
+
 def config_from_dict(raw: Any, where: str = "config") -> Config:
     """Build and validate a Config from parsed YAML/JSON, naming any bad key."""
     if raw is None:

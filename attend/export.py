@@ -47,6 +47,7 @@ from attend.checkpoint import (
     save_static,
     staged_folder,
 )
+from attend.config import sequence_limit
 from attend.data.vocab import BOS, EOS, PAD, UNK
 from attend.errors import AttendError
 from attend.inference import Output, SearchOptions, check_length, translate_in_chunks
@@ -191,7 +192,7 @@ class CTranslate2Translator:
             raise AttendError(f"--batch-size must be at least 1, got {batch_size}")
         self._check_folder()
         config = load_folder_config(self.folder)
-        self.limit = config.model.max_positions  # longest input (and output) in tokens, as in attend
+        self.limit = sequence_limit(config)  # longest input (and output) in tokens, as in attend
         self.src_tokenizer, self.tgt_tokenizer = load_tokenizers(self.folder)
         try:
             self.translator = ctranslate2.Translator(str(self.folder), device=device or "auto",

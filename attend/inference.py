@@ -12,6 +12,7 @@ from typing import Callable, Iterable, Iterator, Optional
 import torch
 
 from attend.checkpoint import LoadedModel
+from attend.config import sequence_limit
 from attend.data.batching import encode_source, pad
 from attend.data.vocab import PAD_ID
 from attend.device import pick_device
@@ -69,7 +70,8 @@ def check_length(tokens: list[str], limit: int, source: str, number: int) -> lis
     """The tokens of input line `number`, or a one-line error when they exceed the model's positions."""
     if len(tokens) + 1 > limit:
         raise AttendError(f"{source}:{number}: input has {len(tokens)} tokens, more than this model takes "
-                          f"({limit - 1}); split the line or train with a larger model.max_positions")
+                          f"({limit - 1}); split the line, or train a model that takes longer ones "
+                          "(model.max_positions, and data.max_len for learned positions)")
     return tokens
 
 
@@ -107,7 +109,7 @@ class Translator:
             if self.device.type != "cpu":
                 raise AttendError("--int8 quantizes for the CPU; leave it out on a GPU")
             self.model = quantize_int8(loaded.model)
-        self.limit = loaded.config.model.max_positions  # longest input (and output) in tokens
+        self.limit = sequence_limit(loaded.config)  # longest input (and output) in tokens
 
     def encode_inputs(self, lines: list[str], source: str, first_line: int = 1) -> list[list[int]]:
         ids = []

@@ -1,6 +1,6 @@
 import pytest
 
-from attend.config import config_from_dict, load_config, with_overrides
+from attend.config import config_from_dict, load_config, sequence_limit, with_overrides
 from attend.errors import AttendError
 
 
@@ -87,3 +87,12 @@ def test_bad_override_is_named(tmp_path, item, message):
     cfg = load_config(write(tmp_path, "data: {recipe: reverse}\n"))
     with pytest.raises(AttendError, match=message):
         with_overrides(cfg, [item])
+
+
+def test_learned_positions_past_the_training_limit_are_not_used():
+    """Rows of a learned position table past data.max_len never received a gradient: inference stops there."""
+    cfg = config_from_dict({"data": {"recipe": "reverse", "max_len": 40},
+                            "model": {"positions": "learned", "max_positions": 64}})
+    assert sequence_limit(cfg) == 40
+    cfg.model.positions = "sinusoidal"  # a formula: defined at every position up to max_positions
+    assert sequence_limit(cfg) == 64

@@ -94,6 +94,15 @@ def test_fused_attention_equals_explicit_softmax():
     explicit, weights = mha(x, k, v, causal=True, return_weights=True)
     torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=1e-4)
     assert weights[:, :, 0, 1:].abs().max() == 0  # the first position sees only itself
+    # causal with a key mask, and the last 2 queries of 5 keys (a cache): both paths mask alike
+    fused, _ = mha(x, k, v, mask=mask[:, :, :, :5], causal=True)
+    explicit, weights = mha(x, k, v, mask=mask[:, :, :, :5], causal=True, return_weights=True)
+    torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=1e-4)
+    assert weights[0, :, :, 4:].abs().max() == 0 and weights[1, :, 1, 2:].abs().max() == 0
+    fused, _ = mha(x[:, 3:], k, v, causal=True)
+    explicit, weights = mha(x[:, 3:], k, v, causal=True, return_weights=True)
+    torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=1e-4)
+    assert weights[:, :, 0, 4:].abs().max() == 0 and weights[:, :, 1].min() > 0  # query 3 sees keys 0-3
 
 
 @pytest.mark.parametrize("sizes", [(16, 50), (50, 16)], ids=["widening", "narrowing"])

@@ -3,8 +3,9 @@
 Each scorer turns a decoder query h (batch, tgt_len, hidden) and the encoder
 states s (batch, src_len, enc_hidden) into weights a = softmax(score(h, s)) and
 a context c = sum_j a_j s_j. Whatever of the score depends on s alone is
-computed once per sentence in `prepare_keys`, so a decoding step costs one
-matrix product against the keys.
+computed once per sentence in `prepare_keys`, so a decoding step of dot or
+general costs one matrix product against the keys (concat and Bahdanau add the
+query's projection to every key and take tanh and v of the sum).
 """
 
 from __future__ import annotations

@@ -122,7 +122,10 @@ class AttentionRNNSeq2Seq(RNNSeq2Seq):
     states; the context c_t and h_t go through tanh(W_c [h_t; c_t]) to the output
     layer. With input feeding, that attentional vector is also fed to the next
     step's RNN input. Bahdanau (additive): attention is scored with the previous
-    state h_{t-1} and c_t enters the RNN input beside the embedding.
+    state h_{t-1} and c_t enters the RNN input beside the embedding, as in the
+    paper; the output layer is Luong's tanh(W_c [h_t; c_t]) rather than the
+    paper's maxout over (h_t, y_{t-1}, c_t), and the first state comes from both
+    encoder directions as for every family here.
     """
 
     has_attention = True

@@ -48,20 +48,24 @@ class MultiHeadAttention(nn.Module):
         return self.split(k), self.split(v)
 
     def forward(self, x, k, v, mask=None, causal=False, return_weights=False):
-        """x (batch, tgt_len, d_model) attends to k, v; mask (batch, 1, 1, src_len) is True where allowed."""
+        """x (batch, tgt_len, d_model) attends to k, v; mask (batch, 1, 1, src_len) is True where allowed;
+        `causal` also hides later positions (x being the last tgt_len positions of the keys' sequence)."""
         q = self.split(linear(self.q, x))
         p = self.dropout if self.training else 0.0
-        if return_weights or (p > 0.0 and q.device.type == "cpu"):
+        explicit = return_weights or (p > 0.0 and q.device.type == "cpu")
+        t, s = q.size(-2), k.size(-2)
+        fused_causal = causal and not explicit and mask is None and t == s  # SDPA's triangle starts at key 0
+        if causal and not fused_causal:  # the last t queries of a sequence of s: query i sees keys up to s - t + i
+            triangle = torch.ones(t, s, dtype=torch.bool, device=q.device).tril(s - t)  # (tgt_len, src_len)
+            mask = triangle if mask is None else mask & triangle
+        if explicit:
             scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_k)  # (batch, heads, tgt_len, src_len)
-            if causal:
-                t, s = scores.shape[-2:]
-                scores = scores.masked_fill(~torch.ones(t, s, dtype=torch.bool, device=q.device).tril(s - t), float("-inf"))
             if mask is not None:
                 scores = scores.masked_fill(~mask, float("-inf"))
             weights = torch.softmax(scores, dim=-1)
             out = dropout(weights, p, self.training) @ v
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal and mask is None)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=fused_causal)
             weights = None
         out = out.transpose(1, 2).reshape(x.size(0), x.size(1), -1)  # (batch, tgt_len, d_model)
         return linear(self.o, out), weights if return_weights else None
