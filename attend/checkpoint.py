@@ -43,6 +43,7 @@ from attend.models import Seq2Seq, build_model
 
 WEIGHTS, META, CONFIG, VOCAB, TOKENIZERS = "model.safetensors", "meta.json", "config.yaml", "vocab.json", "tokenizers.json"
 TRAINER_STATE = "trainer.pt"
+ATTEND_KEY = "attend"  # the safetensors metadata entry with attend's own: tied-weight aliases, data checksum
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -181,6 +182,8 @@ def weights_bytes(model: Seq2Seq) -> bytes:
 
     The header carries the sha256 of the tensor data, so the file checks itself: no second file has to be
     replaced in step with it, and an interruption between two renames cannot make good weights look corrupt.
+    Both live under one metadata key, since safetensors writes several keys in no fixed order and the same
+    weights must give the same bytes.
     """
     tensors, aliases, seen = {}, {}, {}
     for name, tensor in model.state_dict().items():
@@ -190,9 +193,9 @@ def weights_bytes(model: Seq2Seq) -> bytes:
             continue
         seen[key] = name
         tensors[name] = tensor.detach().cpu().contiguous()
-    metadata = {"aliases": json.dumps(aliases)}
-    data = _split_safetensors(save_safetensors(tensors, metadata))[1]
-    raw = save_safetensors(tensors, {**metadata, "data_sha256": hashlib.sha256(data).hexdigest()})
+    data = _split_safetensors(save_safetensors(tensors, {ATTEND_KEY: json.dumps({"aliases": aliases})}))[1]
+    ours = {"aliases": aliases, "data_sha256": hashlib.sha256(data).hexdigest()}
+    raw = save_safetensors(tensors, {ATTEND_KEY: json.dumps(ours, sort_keys=True)})
     if _split_safetensors(raw)[1] != data:  # a longer header must not move the tensor data
         raise RuntimeError("safetensors laid out the same tensors differently; the checksum would not hold")
     return raw
@@ -218,11 +221,13 @@ def load_weights(model: Seq2Seq, path: Path, expected_sha256: str | None = None)
         tensors = load_safetensors(raw)
         header, data = _split_safetensors(raw)
         metadata = header.get("__metadata__", {})
-        aliases = json.loads(metadata.get("aliases", "{}"))
-    except (SafetensorError, ValueError, json.JSONDecodeError) as e:
+        ours = json.loads(metadata[ATTEND_KEY]) if ATTEND_KEY in metadata else {  # or as earlier versions wrote it
+            "aliases": json.loads(metadata.get("aliases", "{}"))}
+        aliases = ours["aliases"]
+    except (SafetensorError, ValueError, KeyError, TypeError) as e:
         raise AttendError(f"{path}: not a valid safetensors file ({str(e).splitlines()[0]}); retrain or restore it") from None
-    if "data_sha256" in metadata:
-        intact = hashlib.sha256(data).hexdigest() == metadata["data_sha256"]
+    if "data_sha256" in ours:
+        intact = hashlib.sha256(data).hexdigest() == ours["data_sha256"]
     else:
         intact = not expected_sha256 or hashlib.sha256(raw).hexdigest() == expected_sha256
     if not intact:

@@ -57,8 +57,8 @@ def test_weights_of_earlier_versions_are_checked_against_meta_json(copy):
     """Folders written before the weights carried a checksum keep the sha256 of the whole file in meta.json."""
     tensors = load_safetensors_file(copy / "model.safetensors")
     with safe_open(copy / "model.safetensors", "pt") as f:
-        aliases = f.metadata()["aliases"]
-    raw = save_safetensors(tensors, {"aliases": aliases})
+        aliases = json.loads(f.metadata()["attend"])["aliases"]
+    raw = save_safetensors(tensors, {"aliases": json.dumps(aliases)})
     meta = json.loads((copy / "meta.json").read_text())
     (copy / "meta.json").write_text(json.dumps({**meta, "sha256": hashlib.sha256(raw).hexdigest()}))
     (copy / "model.safetensors").write_bytes(raw)
