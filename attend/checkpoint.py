@@ -180,7 +180,7 @@ class LoadedModel:
 def weights_bytes(model: Seq2Seq) -> bytes:
     """safetensors bytes of the state dict; tied tensors are stored once and named as aliases.
 
-    The header carries the sha256 of the tensor data, so the file checks itself: no second file has to be
+    The header carries the sha256 of the tensors, so the file checks itself: no second file has to be
     replaced in step with it, and an interruption between two renames cannot make good weights look corrupt.
     Both live under one metadata key, since safetensors writes several keys in no fixed order and the same
     weights must give the same bytes.
@@ -193,18 +193,23 @@ def weights_bytes(model: Seq2Seq) -> bytes:
             continue
         seen[key] = name
         tensors[name] = tensor.detach().cpu().contiguous()
-    data = _split_safetensors(save_safetensors(tensors, {ATTEND_KEY: json.dumps({"aliases": aliases})}))[1]
-    ours = {"aliases": aliases, "data_sha256": hashlib.sha256(data).hexdigest()}
-    raw = save_safetensors(tensors, {ATTEND_KEY: json.dumps(ours, sort_keys=True)})
-    if _split_safetensors(raw)[1] != data:  # a longer header must not move the tensor data
-        raise RuntimeError("safetensors laid out the same tensors differently; the checksum would not hold")
-    return raw
+    ours = {"aliases": aliases, "tensors_sha256": _tensors_sha256(tensors)}
+    return save_safetensors(tensors, {ATTEND_KEY: json.dumps(ours, sort_keys=True)})
 
 
-def _split_safetensors(raw: bytes) -> tuple[dict, bytes]:
-    """The JSON header and the tensor data of safetensors bytes."""
-    size = int.from_bytes(raw[:8], "little")
-    return json.loads(raw[8: 8 + size]), raw[8 + size:]
+def _tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 of each tensor's name, dtype, shape and bytes, in name order: what a weights file must hold."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def _safetensors_header(raw: bytes) -> dict:
+    """The JSON header of safetensors bytes (tensor offsets, and the metadata entries)."""
+    return json.loads(raw[8: 8 + int.from_bytes(raw[:8], "little")])
 
 
 def load_weights(model: Seq2Seq, path: Path, expected_sha256: str | None = None) -> None:
@@ -219,15 +224,14 @@ def load_weights(model: Seq2Seq, path: Path, expected_sha256: str | None = None)
         raise AttendError(f"{path}: weights file is missing; the model folder is incomplete") from None
     try:
         tensors = load_safetensors(raw)
-        header, data = _split_safetensors(raw)
-        metadata = header.get("__metadata__", {})
+        metadata = _safetensors_header(raw).get("__metadata__", {})
         ours = json.loads(metadata[ATTEND_KEY]) if ATTEND_KEY in metadata else {  # or as earlier versions wrote it
             "aliases": json.loads(metadata.get("aliases", "{}"))}
         aliases = ours["aliases"]
     except (SafetensorError, ValueError, KeyError, TypeError) as e:
         raise AttendError(f"{path}: not a valid safetensors file ({str(e).splitlines()[0]}); retrain or restore it") from None
-    if "data_sha256" in ours:
-        intact = hashlib.sha256(data).hexdigest() == ours["data_sha256"]
+    if "tensors_sha256" in ours:
+        intact = _tensors_sha256(tensors) == ours["tensors_sha256"]
     else:
         intact = not expected_sha256 or hashlib.sha256(raw).hexdigest() == expected_sha256
     if not intact:
