@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from attend.config import METRICS
 from attend.errors import AttendError
 
 EXIT_USAGE, EXIT_ERROR = 2, 1
@@ -109,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref", action="append", help="validation reference file (may be repeated)")
     p.add_argument("--lexicon", help="validation lexicon: 'WORD  PH PH' lines")
     p.add_argument("--beam", type=int, default=5, help="beam size (default: 5)")
+    p.add_argument("--metric", choices=[m for m in METRICS if m != "loss"],
+                   help="the score to choose by (default: the model's data.metric; chrF for a model trained "
+                        "with metric: loss)")
     # Multi30k models chose 1.4 and 1.8 on validation (README), so the default grid reaches past them
     p.add_argument("--alphas", type=float, nargs="+", default=[round(0.2 * i, 1) for i in range(11)],
                    help="length penalties to try (default: 0 to 2 by 0.2)")
@@ -265,8 +269,9 @@ def cmd_tune(args) -> int:
     if not os.access(loaded.path, os.W_OK):  # found before the decoding, not after it
         raise AttendError(f"{loaded.path}: cannot write the tuned search.json into this model folder; copy the "
                           "folder somewhere writable and tune the copy")
-    metric = loaded.config.data.metric if loaded.config.data.metric != "loss" else "accuracy"
-    results = tune_alpha(loaded, sources, refs, args.beam, args.alphas, args.batch_size, progress=not args.quiet)
+    metric = args.metric or (loaded.config.data.metric if loaded.config.data.metric != "loss" else "chrf")
+    results = tune_alpha(loaded, sources, refs, args.beam, args.alphas, args.batch_size, progress=not args.quiet,
+                         metric=metric)
     print(f"{'alpha':>6}  {metric}")
     for alpha, scores in results:
         print(f"{alpha:>6.2f}  {scores[metric]:.2f}")

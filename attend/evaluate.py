@@ -51,10 +51,12 @@ def bleu_chrf(hyps: list[str], refs: list[list[str]]) -> dict:
 
 def score(metric: str, hyps: list[str], refs: list[list[str]]) -> dict:
     """Every metric that suits a task whose headline metric is `metric`: BLEU/chrF for translation,
-    exact match and WER/PER for the rest."""
-    if metric in ("bleu", "chrf"):
-        return bleu_chrf(hyps, refs)
-    return {"accuracy": accuracy(hyps, refs), **wer_per(hyps, refs)}
+    exact match and WER/PER for the rest, and all of them when the headline is the loss, which says
+    nothing about the kind of task."""
+    result = bleu_chrf(hyps, refs) if metric in ("bleu", "chrf", "loss") else {}
+    if metric not in ("bleu", "chrf"):
+        result.update(accuracy=accuracy(hyps, refs), **wer_per(hyps, refs))
+    return result
 
 
 def format_table(result: dict, count: int) -> str:

@@ -19,13 +19,18 @@ SEARCH = "search.json"
 
 
 def tune_alpha(loaded: LoadedModel, sources: list[str], refs: list[list[str]], beam_size: int,
-               alphas: list[float], batch_size: int = 64, progress: bool = False) -> list[tuple[float, dict]]:
-    """The validation scores of beam search for each alpha, in the order given."""
+               alphas: list[float], batch_size: int = 64, progress: bool = False,
+               metric: str | None = None) -> list[tuple[float, dict]]:
+    """The validation scores of beam search for each alpha, in the order given: every metric the task has,
+    and `metric` too when it is not one of them."""
     results = []
     for alpha in alphas:
         translator = Translator(loaded, SearchOptions(beam_size=beam_size, alpha=alpha), batch_size)
         hyps = translator.best(sources, "validation", progress=progress)
-        results.append((alpha, score(loaded.config.data.metric, hyps, refs)))  # every metric the task has
+        scores = score(loaded.config.data.metric, hyps, refs)
+        if metric is not None and metric not in scores:
+            scores.update(score(metric, hyps, refs))
+        results.append((alpha, scores))
     return results
 
 

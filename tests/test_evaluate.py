@@ -1,7 +1,7 @@
 import pytest
 import sacrebleu
 
-from attend.evaluate import accuracy, bleu_chrf, wer_per
+from attend.evaluate import accuracy, bleu_chrf, score, wer_per
 
 
 def test_wer_per_use_the_closest_reference():
@@ -24,3 +24,11 @@ def test_bleu_equals_sacrebleu_on_detokenized_text():
     assert ours["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
     assert ours["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score)
     assert "nrefs:1" in ours["bleu_signature"]
+
+
+def test_a_loss_driven_task_is_scored_by_every_metric():
+    # the loss says nothing about the kind of task, so neither family of scores is left out
+    hyps, refs = ["a dog runs", "K AE T"], [["a dog runs"], ["K AE D"]]
+    assert set(score("loss", hyps, refs)) >= {"bleu", "chrf", "accuracy", "wer", "per"}
+    assert score("loss", hyps, refs)["wer"] == 50.0
+    assert "wer" not in score("bleu", hyps, refs) and "bleu" not in score("per", hyps, refs)

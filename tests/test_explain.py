@@ -102,6 +102,7 @@ def test_animation_has_one_frame_per_source_and_output_token(loaded, tmp_path):
 def test_alignment_measures_monotonic_and_crossing_maps():
     diagonal = alignment(np.eye(5))
     assert diagonal.monotonic == 1.0 and diagonal.argmax == [0, 1, 2, 3, 4] and abs(diagonal.entropy) < 1e-9
+    assert "mean entropy 0.00 nats" in diagonal.describe(list("abcde"), list("ABCDE"))  # never "-0.00"
     reverse = alignment(np.eye(5)[::-1])
     assert reverse.monotonic == 0.0 and reverse.argmax == [4, 3, 2, 1, 0]
     uniform = alignment(np.full((2, 3, 4, 4), 0.25))

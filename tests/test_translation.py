@@ -125,6 +125,10 @@ def test_tune_saves_the_best_alpha_and_translate_uses_it(model_folder, corpus, t
     capsys.readouterr()
     main(["translate", "-m", str(folder), "A dog runs.", "--nbest", "3"])
     assert len(capsys.readouterr().out.splitlines()) == 3  # beam 3 by default now: three hypotheses
+    assert main(["tune", "-m", str(folder), "--src", str(corpus / "val.en.gz"), "--ref", str(corpus / "val.de.gz"),
+                 "--beam", "2", "--alphas", "0", "--metric", "wer", "--quiet"]) == 0
+    saved = json.loads((folder / "search.json").read_text())
+    assert saved["metric"] == "wer" and 0 <= saved["score"] <= 100  # a BLEU model tuned by another score
 
 
 @needs_multi30k

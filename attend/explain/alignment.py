@@ -30,5 +30,5 @@ def alignment(cross: np.ndarray) -> Alignment:
     argmax = weights.argmax(-1)
     steps = np.diff(argmax)
     monotonic = float((steps >= 0).mean()) if len(steps) else 1.0
-    entropy = float(-(weights * np.log(np.clip(weights, 1e-12, None))).sum(-1).mean())
+    entropy = max(0.0, float(-(weights * np.log(np.clip(weights, 1e-12, None))).sum(-1).mean()))  # no "-0.00"
     return Alignment(argmax.tolist(), monotonic, entropy)
