@@ -47,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="show tracebacks instead of one-line errors")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
 
+    _add_training_commands(commands, debug)
+    _add_decoding_commands(commands, debug)
+    _add_inspection_commands(commands, debug)
+    return parser
+
+
+def _add_training_commands(commands, debug: argparse.ArgumentParser) -> None:
+    """Quickstart, train and average: the commands that make model folders."""
     p = commands.add_parser("quickstart", parents=[debug], help="train the default G2P model on CMUdict and score it",
                             description="Train the built-in English grapheme-to-phoneme model on CMUdict (no "
                                         "download), report WER/PER on the standard test words, show predictions.")
@@ -71,6 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_train)
 
+    p = commands.add_parser("average", parents=[debug],
+                            help="average the last checkpoints of a run into a new model folder",
+                            description="Average the weights of the last N checkpoints (checkpoints/step-*) of a "
+                                        "model folder into a new model folder; the original is only read.")
+    p.add_argument("--model", "-m", required=True, help="model folder with checkpoints/")
+    p.add_argument("--last", type=int, default=5, help="how many of the latest checkpoints (default: 5)")
+    p.add_argument("--out", "-o", required=True, help="new model folder to write")
+    p.set_defaults(run=cmd_average)
+
+
+def _add_decoding_commands(commands, debug: argparse.ArgumentParser) -> None:
+    """Translate, evaluate and tune: the commands that run a model on text."""
     p = commands.add_parser("translate", parents=[debug],
                             help="run a model on text (arguments, --input file, or stdin)",
                             description="One output line per input line. Inputs come from the arguments, from "
@@ -120,15 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_tune)
 
-    p = commands.add_parser("average", parents=[debug],
-                            help="average the last checkpoints of a run into a new model folder",
-                            description="Average the weights of the last N checkpoints (checkpoints/step-*) of a "
-                                        "model folder into a new model folder; the original is only read.")
-    p.add_argument("--model", "-m", required=True, help="model folder with checkpoints/")
-    p.add_argument("--last", type=int, default=5, help="how many of the latest checkpoints (default: 5)")
-    p.add_argument("--out", "-o", required=True, help="new model folder to write")
-    p.set_defaults(run=cmd_average)
 
+def _add_inspection_commands(commands, debug: argparse.ArgumentParser) -> None:
+    """Explain, export and info: the commands that show or convert a model."""
     p = commands.add_parser("explain", parents=[debug],
                             help="draw how a model attends on one input: heatmaps, animation, web page",
                             description="Decode one input and draw its attention: PNG heatmaps always (per layer and "
@@ -161,7 +175,6 @@ def build_parser() -> argparse.ArgumentParser:
                             help="describe a model folder", description="Print what a model folder holds.")
     p.add_argument("--model", "-m", required=True, help="model folder")
     p.set_defaults(run=cmd_info)
-    return parser
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
