@@ -51,6 +51,14 @@ def test_corrupt_gzip(tmp_path):
         read_lines(tmp_path / "x.gz")
 
 
+def test_gzip_is_known_by_its_bytes_and_a_bom_is_not_text(tmp_path):
+    (tmp_path / "val.en.GZ").write_bytes(gzip.compress(b"A dog.\n"))
+    (tmp_path / "val.de").write_bytes(gzip.compress("Ein Hund.\n".encode()))  # gzip without the name
+    (tmp_path / "bom.de").write_bytes(b"\xef\xbb\xbfEin Hund.\r\nZwei.\n")
+    assert read_parallel(tmp_path / "val.en.GZ", tmp_path / "val.de") == [("A dog.", "Ein Hund.")]
+    assert read_lines(tmp_path / "bom.de") == ["Ein Hund.", "Zwei."]  # a BOM would cost BLEU on the first line
+
+
 def test_a_gzip_damaged_anywhere_gives_a_one_line_error(tmp_path):
     """Damage inside the compressed stream raises zlib.error, not OSError: it must still be named."""
     text = "".join(f"line {i}: ein Mann fährt Fahrrad {i * i}\n" for i in range(200)).encode()

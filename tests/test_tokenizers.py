@@ -1,8 +1,11 @@
 import random
 
+import pytest
+
 from attend.data.batching import bucket_batches, collate, encode_pairs
 from attend.data.tokenizers import CharTokenizer, SubwordTokenizer, WordTokenizer, tokenizer_from_state
 from attend.data.vocab import BOS_ID, EOS_ID, UNK_ID, Vocab
+from attend.errors import AttendError
 
 
 def test_char_and_word_round_trip():
@@ -23,6 +26,14 @@ def test_subword_trains_and_round_trips_from_saved_state():
     assert restored.encode(text) == tok.encode(text)
     assert restored.decode(restored.encode(text)) == text
     assert len(tok.encode(text)) < len(text.replace(" ", ""))  # pieces are longer than characters
+
+
+def test_failed_subword_training_says_which_way_to_move_the_vocabulary_size():
+    too_many_characters = ["abcdefghijklmnopqrstuvwxyz0123456789 ABCDEFGHIJKLMNOP"] * 20
+    with pytest.raises(AttendError, match="raise data.subword_vocab_size"):
+        SubwordTokenizer.train(too_many_characters, vocab_size=20)
+    with pytest.raises(AttendError, match="no training line is short enough"):
+        SubwordTokenizer.train(["x" * 5000] * 5, vocab_size=50)
 
 
 def test_vocab_min_freq_specials_and_unknowns():

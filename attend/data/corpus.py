@@ -7,11 +7,17 @@ user's next step is to open that file at that line.
 from __future__ import annotations
 
 import gzip
+import os
+import select
 import zlib
+from collections import deque
 from pathlib import Path
 from typing import Iterator
 
 from attend.errors import AttendError
+
+BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark, which some editors put at the start of a file
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def read_lines(path: str | Path) -> list[str]:
@@ -20,6 +26,9 @@ def read_lines(path: str | Path) -> list[str]:
 
 
 def decode_line(line: bytes, name: str, number: int) -> str:
+    """One line as text; a byte-order mark at the start of a file is not part of its first line."""
+    if number == 1 and line.startswith(BOM):
+        line = line[len(BOM):]
     try:
         return line.decode("utf-8").rstrip("\r")
     except UnicodeDecodeError as e:
@@ -34,23 +43,73 @@ def iter_lines(path: str | Path) -> Iterator[str]:
     return _lines_of(path)
 
 
+def _is_gzip(path: Path) -> bool:
+    """Whether the file is gzip data: named so (.gz, .GZ), or starting as gzip does whatever its name."""
+    if path.suffix.lower() == ".gz":
+        return True
+    with open(path, "rb") as f:
+        return f.read(2) == GZIP_MAGIC
+
+
 def _open_bytes(path: Path):
-    """The file's bytes, decompressed when it ends in .gz."""
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    """The file's bytes, decompressed when it is gzip data."""
+    return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
 
 
 _UNREADABLE = (OSError, EOFError, zlib.error)  # zlib.error: a damaged .gz whose header is still right
 
 
 def _lines_of(path: Path) -> Iterator[str]:
-    number = 0
+    number, what = 0, "the file"
     try:
+        what = "gzip data" if _is_gzip(path) else what
         with _open_bytes(path) as f:
             for number, line in enumerate(f, 1):
                 yield decode_line(line.rstrip(b"\n"), str(path), number)
     except _UNREADABLE as e:
-        what = "gzip data" if path.suffix == ".gz" else "the file"
         raise AttendError(f"{path}:{number + 1}: cannot read {what} ({e})") from None
+
+
+class StreamLines:
+    """The lines of a stream (standard input) as they arrive, and whether another is there to read now.
+
+    `waiting()` lets a batching reader decode what it holds instead of blocking for more: someone typing
+    or a slow pipe gets each answer when its line is in, a file or a fast pipe still fills whole batches.
+    """
+
+    def __init__(self, fd: int, name: str = "stdin"):
+        self.fd, self.name = fd, name
+        self.complete: deque[bytes] = deque()  # whole lines read, not yet handed out
+        self.partial, self.ended = b"", False
+
+    def __iter__(self) -> Iterator[str]:
+        number = 0
+        while self.complete or self._read():
+            number += 1
+            yield decode_line(self.complete.popleft(), self.name, number)
+
+    def _read(self) -> bool:
+        """Read until a whole line (or the end) is in; whether there is a line to hand out."""
+        while not self.complete and not self.ended:
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                self.ended = True
+                if self.partial:  # a last line without its newline
+                    self.complete.append(self.partial)
+                break
+            lines = (self.partial + chunk).split(b"\n")
+            self.partial = lines.pop()
+            self.complete.extend(lines)
+        return bool(self.complete)
+
+    def waiting(self) -> bool:
+        """Whether a line (or the end) can be read without blocking."""
+        if self.complete or self.ended:
+            return True
+        try:
+            return bool(select.select([self.fd], [], [], 0)[0])
+        except (OSError, ValueError):  # a stream select cannot watch (Windows pipes): never hold answers back
+            return False
 
 
 def count_lines(path: str | Path) -> int:

@@ -74,7 +74,8 @@ class SubwordTokenizer:
                 bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0, minloglevel=2,
             )
         except RuntimeError as e:
-            raise AttendError(f"subword training failed: {str(e).splitlines()[-1]}; lower data.subword_vocab_size") from None
+            reason = str(e).splitlines()[-1]
+            raise AttendError(f"subword training failed: {reason}; {_subword_advice(reason)}") from None
         return cls(buffer.getvalue(), lowercase)
 
     def encode(self, text: str) -> list[str]:
@@ -88,6 +89,15 @@ class SubwordTokenizer:
 
 
 Tokenizer = CharTokenizer | WordTokenizer | SubwordTokenizer
+
+
+def _subword_advice(reason: str) -> str:
+    """What to change after sentencepiece's training error `reason`."""
+    if "Increase vocab_size" in reason:  # fewer pieces than the corpus has characters
+        return "raise data.subword_vocab_size"
+    if "sentences_.empty()" in reason:  # sentencepiece skips lines over 4,192 bytes
+        return "no training line is short enough for sentencepiece (4,192 bytes at most); check the corpus files"
+    return "lower data.subword_vocab_size"
 
 
 def build_tokenizer(kind: str, lines: list[str], lowercase: bool = False, vocab_size: int = 8000) -> Tokenizer:
