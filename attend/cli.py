@@ -99,7 +99,9 @@ def _add_decoding_commands(commands, debug: argparse.ArgumentParser) -> None:
     add_model_args(p)
     p.add_argument("--input", "-i", help="read inputs from this file (plain or .gz)")
     p.add_argument("--output", "-o", help="write outputs here instead of standard output")
-    p.add_argument("--nbest", type=int, default=1, help="outputs per input; prints INDEX<TAB>SCORE<TAB>TEXT lines")
+    p.add_argument("--nbest", type=int, default=1,
+                   help="outputs per input (the best of the beam, or samples with --sample); prints "
+                        "INDEX<TAB>SCORE<TAB>TEXT lines")
     p.add_argument("--sample", action="store_true", help="sample instead of searching")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (0: all)")
@@ -245,7 +247,7 @@ def cmd_translate(args) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc="translating", unit="line", dynamic_ncols=True)
-    nbest = args.nbest > 1 and not args.sample
+    nbest = args.nbest > 1
     with atomic_text_writer(args.output) as write:
         for i, outs in enumerate(translator.translate_stream(lines, source, progress=bar.update if bar else None)):
             write("".join(f"{i}\t{o.score:.4f}\t{o.text}\n" for o in outs) if nbest else outs[0].text + "\n")
@@ -260,7 +262,9 @@ def cmd_evaluate(args) -> int:
 
     sources, refs, source = read_test_set(args)
     loaded = load(args.model)
-    translator = Translator(loaded, search_options(args, loaded), args.batch_size, int8=args.int8)
+    options = search_options(args, loaded)
+    print(describe_search(options, args, loaded), file=sys.stderr)
+    translator = Translator(loaded, options, args.batch_size, int8=args.int8)
     hyps = translator.best(sources, source, progress=not args.quiet)
     if args.output:
         from attend.checkpoint import atomic_text_writer
@@ -373,9 +377,25 @@ def search_options(args, loaded=None):
                          seed=getattr(args, "seed", None))
 
 
+def describe_search(options, args, loaded) -> str:
+    """How evaluate decodes, and where those settings come from; a warning when they were tuned on the
+    very file being scored, which makes the score no longer a held-out one."""
+    from attend.tuning import saved_search, tuned_on_same_file
+
+    what = "greedy" if options.beam_size == 1 else f"beam {options.beam_size}, alpha {options.alpha:g}"
+    saved = saved_search(loaded.path)
+    if not saved or (args.beam is not None and args.alpha is not None):
+        return f"decoding: {what}"
+    line = f"decoding: {what} (search.json, tuned on {saved['tuned_on'] or 'unknown data'})"
+    if tuned_on_same_file(saved, args.src or args.lexicon):
+        line += ("\nwarning: search.json was tuned on this same file, so this score is not a held-out one; "
+                 "tune on validation data, or give --beam and --alpha")
+    return line
+
+
 def input_stream(args):
     """(lines, their name for errors, line count or None): arguments, a file read lazily, or stdin."""
-    from attend.data.corpus import count_lines, decode_line, iter_lines
+    from attend.data.corpus import StreamLines, count_lines, iter_lines
 
     if args.text and args.input:
         raise AttendError("give inputs as arguments or with --input, not both")
@@ -386,8 +406,12 @@ def input_stream(args):
         return lines, args.input, None if args.quiet else count_lines(args.input)
     if sys.stdin is None:  # started with standard input closed
         raise AttendError("no input: give TEXT arguments, --input FILE, or pipe lines to standard input")
-    stdin = (decode_line(line.rstrip(b"\n"), "stdin", n) for n, line in enumerate(sys.stdin.buffer, 1))
-    return stdin, "stdin", None
+    try:
+        return StreamLines(sys.stdin.fileno()), "stdin", None
+    except (AttributeError, OSError, ValueError):  # a stand-in stdin with no file behind it (a notebook's)
+        from attend.data.corpus import decode_line
+
+        return (decode_line(line.rstrip(b"\n"), "stdin", n) for n, line in enumerate(sys.stdin.buffer, 1)), "stdin", None
 
 
 def read_test_set(args) -> tuple[list[str], list[list[str]], str]:

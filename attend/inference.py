@@ -25,7 +25,6 @@ class Output:
     text: str
     score: float
     tokens: list[str]
-    attention: Optional[torch.Tensor] = None  # (out_len + 1, layers, heads, src_len) when asked for
 
 
 @dataclass
@@ -78,11 +77,15 @@ def check_length(tokens: list[str], limit: int, source: str, number: int) -> lis
 def translate_in_chunks(translate: Callable, lines: Iterable[str], source: str, chunk_lines: int,
                         progress: Optional[Callable[[int], None]]) -> Iterator[list[Output]]:
     """`translate(block, source, first_line=...)` over `lines` a block of `chunk_lines` at a time, outputs in
-    input order; `progress(n)` is told after each block how many lines it held. Any engine can stream so."""
+    input order; `progress(n)` is told after each block how many lines it held. Any engine can stream so.
+
+    When `lines` has a `waiting()` method (`StreamLines`), a block is also decoded as soon as no further
+    line is there to read, so interactive input is answered line by line."""
     block, first = [], 1
+    waiting = getattr(lines, "waiting", None)
     for line in lines:
         block.append(line)
-        if len(block) == chunk_lines:
+        if len(block) == chunk_lines or (waiting is not None and not waiting()):
             yield from translate(block, source, first_line=first)
             first += len(block)
             if progress:
@@ -125,7 +128,7 @@ class Translator:
 
     @torch.inference_mode()
     def translate(self, lines: list[str], source: str = "input", progress: bool = False,
-                  return_attention: bool = False, first_line: int = 1) -> list[list[Output]]:
+                  first_line: int = 1) -> list[list[Output]]:
         """n-best outputs per input line, in input order; empty lines give one empty output."""
         model = self.model.to(self.device).eval()
         ids = self.encode_inputs(lines, source, first_line)
@@ -139,24 +142,32 @@ class Translator:
         for chunk in chunks:
             src = pad([ids[i] for i in chunk]).to(self.device)
             line_numbers = [first_line + i for i in chunk]
-            for i, hyps in zip(chunk, self._search(model, src, src != PAD_ID, return_attention, line_numbers)):
+            for i, hyps in zip(chunk, self._search(model, src, src != PAD_ID, line_numbers)):
                 results[i] = [self._output(h) for h in hyps]
         return results
 
-    def _search(self, model, src, src_mask, return_attention, line_numbers):
+    def _search(self, model, src, src_mask, line_numbers):
         o = self.options
         max_len = output_limits(src_mask, o.max_len_ratio, cap=self.limit)  # (batch,): per sentence
-        if o.sample:
-            generators = None if o.seed is None else [  # a stream per input line: the same sample whatever the batch
-                torch.Generator(device=self.device).manual_seed(o.seed * 1_000_003 + n) for n in line_numbers]
-            return sample(model, src, src_mask, max_len, o.temperature, o.top_k, o.top_p, generators)
+        if o.sample:  # nbest samples per line, each drawn on its own
+            draws = [sample(model, src, src_mask, max_len, o.temperature, o.top_k, o.top_p,
+                            self._generators(line_numbers, draw)) for draw in range(o.nbest)]
+            return [[hyps[0] for hyps in per_draw] for per_draw in zip(*draws)]
         if o.beam_size == 1:
-            return greedy(model, src, src_mask, max_len, return_attention)
+            return greedy(model, src, src_mask, max_len)
         return beam_search(model, src, src_mask, max_len, o.beam_size, o.alpha, o.nbest)
+
+    def _generators(self, line_numbers: list[int], draw: int) -> list[torch.Generator] | None:
+        """A random stream per input line and draw when seeded, so a seeded sample is the same whatever
+        the batch; None (PyTorch's global generator) when not."""
+        if self.options.seed is None:
+            return None
+        return [torch.Generator(device=self.device).manual_seed(self.options.seed * 1_000_003 + n + draw * 1_000_000_007)
+                for n in line_numbers]
 
     def _output(self, hyp) -> Output:
         tokens = self.loaded.tgt_vocab.decode(hyp.tokens)
-        return Output(self.loaded.tgt_tokenizer.decode(tokens), hyp.score, tokens, hyp.attention)
+        return Output(self.loaded.tgt_tokenizer.decode(tokens), hyp.score, tokens)
 
     def best(self, lines: list[str], source: str = "input", progress: bool = False) -> list[str]:
         """The top output text per line."""

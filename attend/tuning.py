@@ -43,15 +43,24 @@ def best_alpha(results: list[tuple[float, dict]], metric: str) -> tuple[float, f
 
 def save_search(folder: Path, beam_size: int, alpha: float, metric: str, value: float, tuned_on: str) -> Path:
     path = Path(folder) / SEARCH
+    if Path(tuned_on).is_file():  # a whole path, so that evaluate can tell when it is given the same file
+        tuned_on = str(Path(tuned_on).resolve())
     atomic_write(path, json.dumps({"beam": beam_size, "alpha": alpha, "metric": metric, "score": value,
                                    "tuned_on": tuned_on}, indent=1))
     return path
 
 
+def tuned_on_same_file(saved: dict, source: str) -> bool:
+    """Whether `source` is the very file the saved search was tuned on: a score on it is not held out."""
+    tuned_on = saved.get("tuned_on", "")
+    return bool(tuned_on) and Path(source).is_file() and Path(tuned_on) == Path(source).resolve()
+
+
 def saved_search(folder: Path) -> dict:
-    """The tuned beam and alpha of a model folder, or {} when it has none (or an unreadable one)."""
+    """The tuned beam and alpha of a model folder and the file they were tuned on, or {} when it has none
+    (or an unreadable one)."""
     try:
         saved = json.loads((Path(folder) / SEARCH).read_text(encoding="utf-8"))
-        return {"beam": int(saved["beam"]), "alpha": float(saved["alpha"])}
+        return {"beam": int(saved["beam"]), "alpha": float(saved["alpha"]), "tuned_on": str(saved.get("tuned_on", ""))}
     except (OSError, ValueError, KeyError, TypeError):
         return {}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import tempfile
+
 import pytest
 
 from attend.config import config_from_dict
@@ -46,3 +49,11 @@ def rnn_folders(tmp_path_factory):
         folders[family] = tmp_path_factory.mktemp("models") / family
         train(tiny_config(family, train={"max_steps": 30, "eval_every": 30}), folders[family], progress=False)
     return folders
+
+
+def stdin_of(data: bytes) -> io.TextIOWrapper:
+    """A standard input with a real file behind it, as a shell's `< file` gives."""
+    f = tempfile.TemporaryFile()
+    f.write(data)
+    f.seek(0)
+    return io.TextIOWrapper(f)

@@ -1,10 +1,13 @@
 """The command line as a user meets it: outputs, formats, help, and one-line errors with non-zero exits."""
 
 import io
+import shutil
 import subprocess
 import sys
 
 import pytest
+
+from conftest import stdin_of
 
 from attend.cli import main
 from attend.errors import AttendError
@@ -12,7 +15,7 @@ from attend.errors import AttendError
 
 def run(capsys, *argv, stdin=None, monkeypatch=None):
     if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+        monkeypatch.setattr(sys, "stdin", stdin_of(stdin))
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
@@ -32,6 +35,34 @@ def test_no_input_at_all_is_one_line(trained_folder, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", None)  # as Python starts with standard input closed
     code, out, err = run(capsys, "translate", "--model", str(trained_folder))
     assert code == 1 and out == "" and "no input: give TEXT arguments, --input FILE" in err
+
+
+def test_piped_lines_are_answered_as_they_come(trained_folder):
+    # someone typing, or a program that writes a line and waits for its answer, is not kept until the end
+    process = subprocess.Popen([sys.executable, "-m", "attend", "translate", "--model", str(trained_folder)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        answers = []
+        for line in (b"a b c\n", b"d e\n"):
+            process.stdin.write(line)
+            process.stdin.flush()
+            answers.append(process.stdout.readline())  # blocks until that line's answer: the input is still open
+        process.stdin.close()
+        assert process.wait(timeout=60) == 0 and process.stdout.read() == b""
+    finally:
+        process.kill()
+    batched = subprocess.run([sys.executable, "-m", "attend", "translate", "--model", str(trained_folder)],
+                             input=b"a b c\nd e\n", capture_output=True).stdout
+    assert b"".join(answers) == batched
+
+
+def test_stream_lines_reads_a_last_line_without_newline_and_strips_a_bom(tmp_path):
+    from attend.data.corpus import StreamLines
+
+    (tmp_path / "in.txt").write_bytes(b"\xef\xbb\xbfone\r\ntwo\n\nthree")
+    with open(tmp_path / "in.txt", "rb") as f:
+        lines = StreamLines(f.fileno())
+        assert list(lines) == ["one", "two", "", "three"] and lines.waiting()
 
 
 def test_empty_lines_stay_in_place(trained_folder, capsys, monkeypatch):
@@ -68,6 +99,11 @@ def test_a_seeded_sample_of_a_line_does_not_depend_on_the_batch(trained_folder, 
     _, one_by_one, _ = run(capsys, *sample, "--batch-size", "1", *words)
     _, first_alone, _ = run(capsys, *sample, words[0])
     assert together == one_by_one and first_alone.splitlines()[0] == together.splitlines()[0]
+    _, three, _ = run(capsys, *sample, "--nbest", "3", *words)
+    rows = [row.split("\t") for row in three.splitlines()]
+    assert [int(r[0]) for r in rows] == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert [r[2] for r in rows[::3]] == together.splitlines()  # the first draw is the plain sample
+    assert len({r[2] for r in rows}) > len(words)  # at temperature 3 the draws differ
 
 
 def test_evaluate_prints_metrics_table(trained_folder, tmp_path, capsys):
@@ -77,6 +113,26 @@ def test_evaluate_prints_metrics_table(trained_folder, tmp_path, capsys):
                        "--ref", str(tmp_path / "ref"), "--quiet")
     assert code == 0
     assert "inputs" in out and "WER %" in out and "PER %" in out and "exact match %" in out
+
+
+def test_evaluate_names_its_search_and_warns_when_it_was_tuned_on_the_scored_file(trained_folder, tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(trained_folder, model)
+    (tmp_path / "val").write_text("a b c\nd e f\n")
+    (tmp_path / "val.ref").write_text("c b a\nf e d\n")
+    (tmp_path / "test").write_text("b c d\n")
+    (tmp_path / "test.ref").write_text("d c b\n")
+    assert run(capsys, "tune", "-m", str(model), "--src", str(tmp_path / "val"), "--ref", str(tmp_path / "val.ref"),
+               "--beam", "3", "--alphas", "0.6", "--quiet")[0] == 0
+    _, _, err = run(capsys, "evaluate", "-m", str(model), "--src", str(tmp_path / "test"), "--ref",
+                    str(tmp_path / "test.ref"), "--quiet")
+    assert err.startswith("decoding: beam 3, alpha 0.6 (search.json, tuned on ") and "warning" not in err
+    _, _, err = run(capsys, "evaluate", "-m", str(model), "--src", str(tmp_path / "val"), "--ref",
+                    str(tmp_path / "val.ref"), "--quiet")
+    assert "warning: search.json was tuned on this same file" in err
+    _, _, err = run(capsys, "evaluate", "-m", str(model), "--src", str(tmp_path / "val"), "--ref",
+                    str(tmp_path / "val.ref"), "--beam", "1", "--alpha", "0", "--quiet")
+    assert err.strip() == "decoding: greedy"
 
 
 def test_evaluate_lexicon(trained_folder, tmp_path, capsys):

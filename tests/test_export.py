@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("ctranslate2")
 
-from conftest import tiny_config
+from conftest import stdin_of, tiny_config
 
 from attend.checkpoint import load_model
 from attend.cli import main
@@ -111,7 +111,7 @@ def test_cli_export_then_translate(trained_folder, tmp_path, capsys, monkeypatch
     expected = capsys.readouterr().out
     assert main(["translate", "--engine", "ctranslate2", "--model", str(out), *inputs]) == 0
     assert capsys.readouterr().out == expected
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("\n".join(inputs).encode() + b"\n")))
+    monkeypatch.setattr(sys, "stdin", stdin_of("\n".join(inputs).encode() + b"\n"))
     assert main(["translate", "--engine", "ctranslate2", "--model", str(out), "--output", str(tmp_path / "o.txt")]) == 0
     assert (tmp_path / "o.txt").read_text() == expected
     assert main(["translate", "--engine", "ctranslate2", "--model", str(out), "--beam", "3", "--nbest", "2", "a b"]) == 0
