@@ -42,8 +42,9 @@ def max_output_length(src_mask: torch.Tensor, ratio: float = 2.0, extra: int = 1
 
 
 def _limits(max_len, batch: int) -> torch.Tensor:
-    """max_len as given (one int for all, or one per sentence) -> (batch,) long tensor on the CPU."""
-    return torch.as_tensor(max_len, dtype=torch.long).cpu().expand(batch).clone()
+    """max_len as given (one int for all, or one per sentence) -> (batch,) long tensor on the CPU; at least 1,
+    the step that gives </s>, so every sentence ends."""
+    return torch.as_tensor(max_len, dtype=torch.long).cpu().expand(batch).clamp(min=1)
 
 
 _NEVER: dict = {}  # device -> (PAD_ID, BOS_ID) as an index tensor, made once: a step costs one call
@@ -199,7 +200,8 @@ def length_penalty(length: int, alpha: float) -> float:
 @torch.inference_mode()
 def beam_search(model: Seq2Seq, src, src_mask, max_len, beam_size: int = 5, alpha: float = 0.0,
                 nbest: int = 1, on_step: Optional[Callable] = None) -> list[list[Hypothesis]]:
-    """Batched beam search; returns the `nbest` best finished hypotheses per sentence.
+    """Batched beam search; returns the `nbest` best finished hypotheses per sentence (it searches with
+    at least `nbest` beams).
 
     Each step scores beam_size * vocab continuations of every live sentence,
     keeps the best 2 * beam_size, sends those ending in </s> (among the top
@@ -212,9 +214,10 @@ def beam_search(model: Seq2Seq, src, src_mask, max_len, beam_size: int = 5, alph
     `on_step(t, sentences, beam, token, scores, ended)`, when given, sees every
     step's outcome for pictures of the search: the live sentences, the parent
     beam, new token and score of each surviving beam (each (len(sentences), k)),
-    and the (sentence, parent beam, score) of hypotheses that ended with </s>.
+    and the (sentence, parent beam, score) of hypotheses that ended with </s>, their scores divided by the
+    length penalty as the final ranking has them (the live beams' are plain log-probabilities).
     """
-    k, batch = beam_size, src.size(0)
+    k, batch = max(beam_size, nbest), src.size(0)  # n finished hypotheses need at least n beams
     limits = _limits(max_len, batch)
     memory = model.encode(src, src_mask)
     state = model.init_state(memory)

@@ -104,6 +104,7 @@ def test_batched_beam_equals_one_by_one(family):
         length = int(src_mask[row].sum())
         alone = beam_search(model, src[row: row + 1, :length], src_mask[row: row + 1, :length], 8, beam_size=4, nbest=2)[0]
         assert [h.tokens for h in alone] == [h.tokens for h in together[row]]
+        assert [h.score for h in alone] == pytest.approx([h.score for h in together[row]], abs=1e-4)  # row order too
 
 
 @pytest.mark.parametrize("family", ["transformer", "rnn-attention", "rnn"])
@@ -186,6 +187,19 @@ def test_greedy_returns_attention_per_step():
         att = hyps[0].attention
         assert att.shape == (len(hyps[0].tokens) + 1, 1, 2, src.size(1))
         torch.testing.assert_close(att.sum(-1), torch.ones(att.shape[:-1]))
+        length = int(src_mask[row].sum())
+        alone = greedy(model, src[row: row + 1, :length], src_mask[row: row + 1, :length], 8, return_attention=True)
+        steps = min(len(alone[0][0].attention), len(att))  # the row's own map, whatever rows share its batch
+        torch.testing.assert_close(att[:steps, ..., :length], alone[0][0].attention[:steps], atol=1e-5, rtol=1e-4)
+
+
+def test_a_limit_below_one_still_ends_and_nbest_above_the_beam_is_kept():
+    model = random_model(seed=3)
+    src, src_mask = sources()
+    limits = torch.tensor([0, 3, 3])
+    for search in (greedy(model, src, src_mask, limits), beam_search(model, src, src_mask, limits, 2)):
+        assert [len(hyps[0].tokens) <= limit for hyps, limit in zip(search, (0, 2, 2))] == [True] * 3  # 0: only </s>
+    assert all(len(hyps) == 4 for hyps in beam_search(model, src, src_mask, 6, beam_size=2, nbest=4))
 
 
 @pytest.mark.parametrize("search", ["greedy", "beam"])

@@ -26,7 +26,9 @@ class BeamStep:
     """The beams alive after one search step, and the hypotheses that ended at it."""
 
     beams: list[dict]  # {"token": str, "parent": int, "score": float}, parent indexes the previous step's beams
-    ended: list[dict]  # {"parent": int, "score": float}: a beam of the previous step that chose </s>
+    ended: list[dict]  # {"parent": int, "score": float}: a beam of the previous step that chose </s>, its
+    # score divided by the length penalty (what ranks finished hypotheses), where live beams' are plain
+    # log-probabilities
 
 
 @dataclass

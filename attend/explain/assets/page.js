@@ -87,7 +87,7 @@
       step.ended.forEach((end, m) => {
         const on = best.has(`${s}:e${m}`);
         edge(s === 0 ? 0 : col - 1, s === 0 ? 0 : end.parent, col, rows + m, on);
-        node(col, rows + m, "</s>", end.score, on ? "ended best" : "ended", `ended at step ${col}, score ${end.score}${on ? " (the output)" : ""}`);
+        node(col, rows + m, "</s>", end.score, on ? "ended best" : "ended", `ended at step ${col}, ranking score ${end.score}${on ? " (the output)" : ""}`);
       });
     });
     const width = x(steps.length + 1), height = y(rows + extra);
@@ -177,7 +177,7 @@
       const wrap = el("div", { class: "beam-wrap" });
       wrap.innerHTML = beamTree(t);
       panel.append(el("section", { class: "beam-view" }, el("h3", { text: `Beam search (beam size ${t.beam_size})` }), wrap,
-        el("p", { class: "caption", text: "Columns are search steps, boxes the live beams with their log-probability; dashed boxes ended with </s>. The orange path is the output." })));
+        el("p", { class: "caption", text: "Columns are search steps, boxes the live beams with their log-probability; dashed boxes ended with </s> and show the score that ranks them (the log-probability divided by the length penalty when alpha > 0). The orange path is the output." })));
     }
 
     function pin(i) { state.pinned = i; state.hover = null; render(); }
