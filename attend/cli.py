@@ -157,8 +157,9 @@ def _add_inspection_commands(commands, debug: argparse.ArgumentParser) -> None:
     p.add_argument("--out", "-o", default="explain", help="folder for the pictures (default: explain)")
     p.add_argument("--animate", action="store_true", help="also an animated GIF of decoding (and MP4 with ffmpeg)")
     p.add_argument("--html", action="store_true", help="also one self-contained HTML page to explore the maps")
-    p.add_argument("--beam", type=int, default=1, help="beam size (1: greedy); beams show in the animation and page")
-    p.add_argument("--alpha", type=float, default=0.0, help="beam length penalty, GNMT style (0: none)")
+    p.add_argument("--beam", type=int, help="beam size (1: greedy; default: the model's tuned search.json, as "
+                                            "translate uses, else 1); beams show in the animation and page")
+    p.add_argument("--alpha", type=float, help="beam length penalty, GNMT style (default: tuned, else 0 = none)")
     p.add_argument("--top-k", type=int, default=5, help="alternatives shown per decoding step (default: 5)")
     p.add_argument("--fps", type=float, default=1.5, help="animation frames per second (default: 1.5)")
     p.set_defaults(run=cmd_explain)
@@ -313,7 +314,7 @@ def cmd_explain(args) -> int:
 
     from attend.explain import explain
 
-    if args.beam < 1 or args.top_k < 1 or args.fps <= 0:
+    if (args.beam is not None and args.beam < 1) or args.top_k < 1 or args.fps <= 0:
         raise AttendError("--beam and --top-k must be at least 1 and --fps above 0")
     started = time.perf_counter()
     models = [load(folder) for folder in (args.compare or [args.model])]

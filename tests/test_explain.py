@@ -1,5 +1,8 @@
 """Pictures of attention from tiny trained models: traces, heatmaps, animation, alignment, command line."""
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -7,12 +10,12 @@ from PIL import Image
 
 from attend.checkpoint import load_model
 from attend.cli import main
-from attend.explain import explain
+from attend.explain import explain, map_axes
 from attend.explain.alignment import alignment
 from attend.explain.animate import animate
 from attend.explain.heatmap import plot_head_grid, plot_map
 from attend.explain.trace import trace
-from attend.inference import Translator
+from attend.inference import SearchOptions, Translator
 from attend.search import greedy
 
 TEXT = "a b c d e"
@@ -79,8 +82,47 @@ def test_heatmap_labels_are_the_tokens_and_the_file_matches_the_figure(loaded, t
         assert image.size == tuple(round(v * 110) for v in fig.get_size_inches())
     grid = plot_head_grid(t.maps["cross"], t.tgt_tokens, t.src_tokens, "grid", tmp_path / "grid.png")
     layers, heads = t.maps["cross"].shape[:2]
-    assert len(grid.axes) == layers * (heads + 1)
-    assert [label.get_text() for label in grid.axes[-1].get_xticklabels()] == t.src_tokens
+    maps, colour_bar = grid.axes[:-1], grid.axes[-1]
+    assert len(maps) == layers * (heads + 1) and colour_bar.get_ylabel() == "attention weight"
+    assert [label.get_text() for label in maps[-1].get_xticklabels()] == t.src_tokens
+    assert {ax.images[0].get_clim() for ax in [ax] + maps} == {(0.0, 1.0)}  # one scale: heads can be compared
+
+
+def test_each_map_is_labelled_by_what_its_two_sides_read(loaded):
+    t = trace(loaded, "a zebra c")
+    assert t.src_tokens == ["a", "zebra (<unk>)", "c", "</s>"]  # the word, and what the model saw instead
+    rows, cols, _, col_name = map_axes(t)["decoder"]
+    assert rows == t.tgt_tokens and cols == ["<s>"] + t.tgt_tokens[:-1] and col_name == "decoder input"
+    np.testing.assert_allclose(t.maps["decoder"][..., 0, 0], 1.0, atol=1e-6)  # step 1 can only read <s>
+    assert map_axes(t)["encoder"][:2] == (t.src_tokens, t.src_tokens)
+    assert t.to_dict()["decoder_inputs"] == cols  # the page labels its columns the same way
+
+
+def test_a_dollar_sign_is_drawn_as_text_not_as_a_formula(tmp_path):
+    fig = plot_map(np.eye(2), ["$5", "x"], ["cost $_$", "y"], "step 20: 'cost $_$ a' -> '$5'", tmp_path / "d.png")
+    assert fig.axes[0].get_title() == "step 20: 'cost $_$ a' -> '$5'" and (tmp_path / "d.png").stat().st_size > 0
+
+
+def test_explain_decodes_as_translate_does(loaded, trained_folder, tmp_path):
+    folder = tmp_path / "tuned"
+    shutil.copytree(trained_folder, folder)
+    (folder / "search.json").write_text('{"beam": 3, "alpha": 0.6}')
+    tuned = load_model(folder)
+    assert explain([tuned], TEXT, tmp_path / "a").traces[0].beam_size == 3  # the tuned search, as translate
+    assert explain([tuned], TEXT, tmp_path / "b", beam_size=1).traces[0].beam_size == 1  # unless told otherwise
+    assert explain([tuned], TEXT, tmp_path / "c").traces[0].output == Translator(tuned, SearchOptions(3, alpha=0.6)).best([TEXT])[0]
+
+
+def test_a_failing_ffmpeg_costs_the_video_only(loaded, tmp_path, monkeypatch):
+    fake = tmp_path / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\ncat > /dev/null\necho 'Unknown encoder libx264' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    warnings = []
+    written = animate(trace(loaded, TEXT), tmp_path / "decoding.gif", warn=warnings.append)
+    assert written == [tmp_path / "decoding.gif"] and not (tmp_path / "decoding.mp4").exists()
+    assert "ffmpeg could not write the video (Unknown encoder libx264)" in warnings[0]
 
 
 def test_sixty_token_heatmap_keeps_every_label(loaded, tmp_path):
@@ -128,6 +170,13 @@ def test_explain_command_writes_the_pictures(trained_folder, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "alignment:" in printed and str(out / "cross_attention.png") in printed
     assert (out / "cross_attention_heads.png").stat().st_size > 5000
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line(trained_folder, tmp_path, capsys):
+    (tmp_path / "file").write_text("kept")
+    assert main(["explain", "--model", str(trained_folder), "a", "--out", str(tmp_path / "file" / "sub")]) == 1
+    assert "cannot create the pictures' folder" in capsys.readouterr().err
+    assert (tmp_path / "file").read_text() == "kept"
 
 
 @pytest.mark.parametrize("argv, message", [

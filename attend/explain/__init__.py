@@ -26,24 +26,30 @@ class Explained:
     notes: list[str] = field(default_factory=list)  # one line per model: its output and alignment
 
 
+def map_axes(t: Trace) -> dict[str, tuple[list[str], list[str], str, str]]:
+    """Per map: the tokens down (queries) and across (keys), and the names of the two axes."""
+    return {"cross": (t.tgt_tokens, t.src_tokens, "output", "source"),
+            "encoder": (t.src_tokens, t.src_tokens, "source (query)", "source (key)"),
+            "decoder": (t.tgt_tokens, t.decoder_inputs, "output", "decoder input")}
+
+
 def write_heatmaps(t: Trace, out: Path) -> list[Path]:
-    """The head-averaged cross-attention map, and per-layer/head grids where there are several."""
+    """Each map averaged over layers and heads, and per-layer/head grids where there are several."""
     import matplotlib.pyplot as plt
 
     from attend.explain.heatmap import plot_head_grid, plot_map
 
     written = []
-    rows_cols = {"cross": (t.tgt_tokens, t.src_tokens), "encoder": (t.src_tokens, t.src_tokens),
-                 "decoder": (t.tgt_tokens, t.tgt_tokens)}
     for name, maps in t.maps.items():  # (layers, heads, queries, keys)
-        rows, cols = rows_cols[name]
+        rows, cols, row_name, col_name = map_axes(t)[name]
         title = f"{t.label}: {MAP_TITLES[name]}"
-        if name == "cross":
+        several = maps.shape[0] * maps.shape[1] > 1
+        if name == "cross" or not several:  # self-attention with several heads is drawn by the grid alone
             path = out / f"{MAP_NAMES[name]}.png"
-            plt.close(plot_map(t.cross_average, rows, cols, title + " (average of layers and heads)"
-                               if maps.shape[0] * maps.shape[1] > 1 else title, path))
+            plt.close(plot_map(maps.mean(axis=(0, 1)), rows, cols, title + " (average of layers and heads)"
+                               if several else title, path, axis_names=(row_name, col_name)))
             written.append(path)
-        if maps.shape[0] * maps.shape[1] > 1:
+        if several:
             path = out / f"{MAP_NAMES[name]}{'_heads' if name == 'cross' else ''}.png"
             plt.close(plot_head_grid(maps, rows, cols, title, path))
             written.append(path)
@@ -58,21 +64,25 @@ def describe(t: Trace) -> str:
 
 
 def explain(models: list[LoadedModel], text: str, out: Path, animate: bool = False, html: bool = False,
-            beam_size: int = 1, alpha: float = 0.0, top_k: int = 5, fps: float = 1.5) -> Explained:
-    """Trace `text` through each model and write its pictures into `out` (a subfolder per model when comparing)."""
+            beam_size: int | None = None, alpha: float | None = None, top_k: int = 5, fps: float = 1.5) -> Explained:
+    """Trace `text` through each model and write its pictures into `out` (a subfolder per model when comparing).
+
+    Each model searches as `translate` would: with `beam_size` and `alpha` where given, else with its tuned
+    search.json, else greedily, so the pictures show the output the model gives.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise AttendError(f"{out}: is a file; --out takes the folder the pictures go into")
     labels = unique_labels(models)
-    result = Explained([trace(m, text, beam_size, alpha, top_k, label=label) for m, label in zip(models, labels)])
+    result = Explained([trace(m, text, *search_of(m, beam_size, alpha), top_k, label=label)
+                        for m, label in zip(models, labels)])
     for t in result.traces:
-        folder = out / t.label if len(models) > 1 else out
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = make_folder(out / t.label if len(models) > 1 else out)
         result.files += write_heatmaps(t, folder)
         if animate:
             from attend.explain.animate import animate as write_animation
 
-            result.files += write_animation(t, folder / "decoding.gif", fps=fps)
+            result.files += write_animation(t, folder / "decoding.gif", fps=fps, warn=result.notes.append)
         result.notes.append(describe(t))
     if len(models) > 1:
         from attend.explain.heatmap import plot_side_by_side
@@ -88,7 +98,25 @@ def explain(models: list[LoadedModel], text: str, out: Path, animate: bool = Fal
     return result
 
 
+def search_of(model: LoadedModel, beam_size: int | None, alpha: float | None) -> tuple[int, float]:
+    """(beam size, alpha) for a model: as given, else its tuned search.json, else greedy."""
+    from attend.tuning import saved_search
+
+    tuned = saved_search(model.path) if model.path is not None else {}
+    return (beam_size if beam_size is not None else tuned.get("beam", 1),
+            alpha if alpha is not None else tuned.get("alpha", 0.0))
+
+
+def make_folder(folder: Path) -> Path:
+    """`folder`, created with its parents, or a one-line error saying what is in the way."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AttendError(f"{folder}: cannot create the pictures' folder ({e.strerror}); choose another --out") from None
+    return folder
+
+
 def unique_labels(models: list[LoadedModel]) -> list[str]:
     """Folder names, numbered where two are the same, to title and file each model's pictures."""
-    names = [m.path.name if m.path else m.config.model.family for m in models]
+    names = [m.path.resolve().name if m.path else m.config.model.family for m in models]  # "." has a name too
     return [f"{n}-{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]

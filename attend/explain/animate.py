@@ -4,7 +4,8 @@ Like the classic seq2seq animations: first the encoder reads the input one
 token per frame and its states appear under the tokens; then the decoder emits
 one token per frame, with lines from the new token to the source states whose
 width and shade are that step's attention weights (averaged over layers and
-heads). A side panel lists the step's most probable next tokens and, for beam
+heads), on the same 0-to-1 scale as the heatmaps, so diffuse attention looks
+faint. A side panel lists the step's most probable next tokens and, for beam
 search, the live beams. Frames: one per source token, then one per output token.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
@@ -23,6 +25,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from attend.errors import AttendError  # noqa: E402
+from attend.explain.heatmap import plain_text  # noqa: E402
 from attend.explain.trace import Trace  # noqa: E402
 
 UNIT = 0.42  # inches per token column
@@ -95,7 +98,7 @@ class DecodingAnimation:
         weights = self.weights[step] if step >= 0 and self.weights is not None else None
         for j in range(self.S):
             w = float(weights[j]) if weights is not None else 0.0
-            face = self.cmap(0.15 + 0.85 * w / max(weights.max(), 1e-6)) if weights is not None else (
+            face = self.cmap(0.15 + 0.85 * w) if weights is not None else (
                 "#ffe9a8" if j == frame else "white")
             self.box(self.x_src(j), SRC_Y, trace.src_tokens[j], face=face, edge="#555" if j < read else "#ccc")
         self.draw_states(read)
@@ -130,10 +133,9 @@ class DecodingAnimation:
             self.ax.annotate("", (self.x_src(self.S - 1), STATE_Y - 0.55), (x0, TGT_Y + 0.4),
                              arrowprops={"arrowstyle": "->", "color": "#c0392b", "lw": 1.5})
             return
-        top = max(float(weights.max()), 1e-6)
         for j, w in enumerate(weights):
-            share = float(w) / top
-            if share > 0.03:
+            share = float(w)
+            if share > 0.01:
                 self.ax.plot([x0, self.x_src(j)], [TGT_Y + 0.37, STATE_Y - 0.55], color="#c0392b",
                              alpha=min(1.0, 0.15 + 0.85 * share), lw=0.4 + 3.2 * share)
 
@@ -178,15 +180,26 @@ def write_mp4(frames: list[np.ndarray], path: Path, fps: float) -> Path:
     command = [shutil.which("ffmpeg") or "ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
                "-s", f"{width}x{height}", "-r", f"{fps}", "-i", "-", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
                "-pix_fmt", "yuv420p", "-c:v", "libx264", str(path)]
-    done = subprocess.run(command, input=b"".join(f.tobytes() for f in frames), capture_output=True)
-    if done.returncode != 0:
-        message = (done.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
-        raise AttendError(f"{path}: ffmpeg could not write the video ({message})")
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as ffmpeg:
+        try:
+            for frame in frames:  # one at a time, not all frames joined into one more copy
+                ffmpeg.stdin.write(frame.tobytes())
+        except BrokenPipeError:  # ffmpeg stopped early; its message says why
+            pass
+        ffmpeg.stdin.close()
+        message = ffmpeg.stderr.read().decode(errors="replace").strip().splitlines()
+    if ffmpeg.returncode != 0:
+        raise AttendError(f"{path}: ffmpeg could not write the video ({(message or ['no message'])[-1]})")
     return Path(path)
 
 
-def animate(trace: Trace, path: Path, fps: float = 1.5, mp4: bool = True) -> list[Path]:
-    """Write `path` (GIF) and, where ffmpeg is installed and `mp4`, the same frames as an MP4 beside it."""
+@plain_text
+def animate(trace: Trace, path: Path, fps: float = 1.5, mp4: bool = True,
+            warn: Callable[[str], None] | None = None) -> list[Path]:
+    """Write `path` (GIF) and, where ffmpeg is installed and `mp4`, the same frames as an MP4 beside it.
+
+    An ffmpeg that fails costs the MP4 only: `warn` (when given) is told why, and the GIF stays.
+    """
     scene = DecodingAnimation(trace)
     try:
         frames = render_frames(scene)
@@ -194,5 +207,11 @@ def animate(trace: Trace, path: Path, fps: float = 1.5, mp4: bool = True) -> lis
         plt.close(scene.fig)
     written = [write_gif(frames, path, fps)]
     if mp4 and shutil.which("ffmpeg"):
-        written.append(write_mp4(frames, Path(path).with_suffix(".mp4"), fps))
+        try:
+            written.append(write_mp4(frames, Path(path).with_suffix(".mp4"), fps))
+        except AttendError as e:
+            Path(path).with_suffix(".mp4").unlink(missing_ok=True)
+            if warn is None:
+                raise
+            warn(f"warning: {e}; the GIF is written")
     return written

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from attend.checkpoint import LoadedModel
-from attend.data.vocab import BOS_ID, EOS_ID
+from attend.data.vocab import BOS, BOS_ID, EOS_ID, UNK, UNK_ID
 from attend.errors import AttendError
 from attend.inference import Translator
 from attend.models import count_parameters
@@ -37,7 +37,7 @@ class Trace:
     family: str
     source: str
     output: str
-    src_tokens: list[str]  # as the encoder sees them, </s> last: S
+    src_tokens: list[str]  # as the tokenizer gave them (a word the vocabulary lacks stays itself), </s> last: S
     tgt_tokens: list[str]  # as the decoder emitted them, </s> last: T
     maps: dict[str, np.ndarray]  # "cross" (layers, heads, T, S); "encoder" (.., S, S); "decoder" (.., T, T)
     states: np.ndarray  # encoder output (S, d)
@@ -45,6 +45,11 @@ class Trace:
     beam_steps: list[BeamStep] = field(default_factory=list)  # empty for greedy search
     beam_size: int = 1
     score: float = 0.0  # log-probability of the output
+
+    @property
+    def decoder_inputs(self) -> list[str]:
+        """What the decoder read at each step, the keys of its self-attention: <s>, then each output but the last."""
+        return [BOS] + self.tgt_tokens[:-1]
 
     @property
     def cross(self) -> np.ndarray | None:
@@ -59,7 +64,7 @@ class Trace:
         """Plain JSON-ready data, probabilities rounded to keep pages small."""
         return {
             "label": self.label, "family": self.family, "source": self.source, "output": self.output,
-            "src_tokens": self.src_tokens, "tgt_tokens": self.tgt_tokens,
+            "src_tokens": self.src_tokens, "tgt_tokens": self.tgt_tokens, "decoder_inputs": self.decoder_inputs,
             "maps": {name: np.round(m, 4).tolist() for name, m in self.maps.items()},
             "alternatives": [[[tok, round(p, 4)] for tok, p in step] for step in self.alternatives],
             "beam_size": self.beam_size,
@@ -76,6 +81,8 @@ def trace(loaded: LoadedModel, text: str, beam_size: int = 1, alpha: float = 0.0
         raise AttendError("explain needs a non-empty input text")
     translator = Translator(loaded, device=device)
     ids = translator.encode_inputs([text], "input")[0]
+    if not ids:
+        raise AttendError(f"explain: {text!r} gives no tokens to this model's tokenizer; give a visible input")
     model = loaded.model.to(translator.device).eval()
     src = torch.tensor([ids], device=translator.device)  # (1, S)
     src_mask = torch.ones_like(src, dtype=torch.bool)
@@ -102,11 +109,11 @@ def trace(loaded: LoadedModel, text: str, beam_size: int = 1, alpha: float = 0.0
     alternatives = [[(itos[i], float(p)) for i, p in zip(ids_t.tolist(), p_t.tolist())] for ids_t, p_t in zip(top, probs)]
     tokens = loaded.tgt_vocab.decode(best.tokens)
     return Trace(
-        label=label or (loaded.path.name if loaded.path else loaded.config.model.family),
+        label=label or (loaded.path.resolve().name if loaded.path else loaded.config.model.family),
         family=f"{loaded.config.model.family} ({count_parameters(model) / 1e6:.2f} M parameters)",
         source=text,
         output=loaded.tgt_tokenizer.decode(tokens),
-        src_tokens=[loaded.src_vocab.itos[i] for i in ids],
+        src_tokens=source_labels(loaded, text, ids),
         tgt_tokens=[itos[i] for i in out_ids],
         maps={name: m[0].float().cpu().numpy() for name, m in maps.items()},
         states=model.encode(src, src_mask)["states"][0].float().cpu().numpy(),
@@ -115,3 +122,13 @@ def trace(loaded: LoadedModel, text: str, beam_size: int = 1, alpha: float = 0.0
         beam_size=beam_size,
         score=float(logp.gather(1, torch.tensor(out_ids, device=src.device)[:, None]).sum()),
     )
+
+
+def source_labels(loaded: LoadedModel, text: str, ids: list[int]) -> list[str]:
+    """The encoder's input tokens, </s> last; one the vocabulary lacks shows both what it was and what the
+    model saw: "zebra (<unk>)"."""
+    itos = loaded.src_vocab.itos
+    tokens = loaded.src_tokenizer.encode(text) + [itos[EOS_ID]]
+    if len(tokens) != len(ids):
+        return [itos[i] for i in ids]
+    return [f"{token} ({UNK})" if i == UNK_ID and token != UNK else token for token, i in zip(tokens, ids)]

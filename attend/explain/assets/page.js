@@ -147,7 +147,7 @@
       options(layerSelect, layers.map((_, l) => [l, `layer ${l + 1} of ${layers.length}`]));
       options(headSelect, [["avg", "average of heads"], ...layers[0].map((_, h) => [h, `head ${h + 1}`])]);
       mapSelect.value = state.map; layerSelect.value = state.layer; headSelect.value = state.head;
-      const rowTokens = state.map === "encoder" ? t.src_tokens : t.tgt_tokens, colTokens = state.map === "decoder" ? t.tgt_tokens : t.src_tokens;
+      const rowTokens = state.map === "encoder" ? t.src_tokens : t.tgt_tokens, colTokens = state.map === "decoder" ? t.decoder_inputs : t.src_tokens;  // the decoder reads <s>, then its outputs
       const cell = Math.max(10, Math.min(26, Math.floor(440 / Math.max(rowTokens.length, colTokens.length))));
       const table = el("table", { class: `heatmap map-${state.map}`, style: `--cell: ${cell}px` });
       table.append(el("thead", {}, el("tr", {}, el("th"), ...colTokens.map((tok) => el("th", { class: "col" }, el("span", { text: tok }))))));
