@@ -61,7 +61,7 @@ def run_family(family: str, args) -> dict:
     summary = train(config, folder, progress=not args.quiet)
     train_seconds = time.time() - started
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-    rates = [r["tokens_per_s"] for r in records if "tokens_per_s" in r]
+    windows = [r for r in records if "tokens_per_s" in r]
 
     src, tgt = args.pair.split("-")
     data = Path(args.data)
@@ -77,7 +77,7 @@ def run_family(family: str, args) -> dict:
     row = {"system": f"attend {label}", "family": family, "settings": args.set,
            "parameters": count_parameters(chosen.model),
            "checkpoint": name, "alpha": alpha, "minutes": train_seconds / 60, "steps": summary["step"],
-           "train_tokens_per_s": sum(rates) / max(len(rates), 1), "device": device_name()}
+           "train_tokens_per_s": training_rate(windows), "device": device_name()}
     for search, beam in (("greedy", 1), ("beam", args.beam)):
         translator = Translator(chosen, SearchOptions(beam_size=beam, alpha=alpha if beam > 1 else 0.0), 64)
         started = time.time()
@@ -88,8 +88,21 @@ def run_family(family: str, args) -> dict:
                        "signature": scores["bleu_signature"]}
         # the outputs themselves, to read, to compare systems, or to test significance with sacreBLEU
         (folder / f"test_2016_flickr.{search}.{tgt}").write_text("\n".join(hyps) + "\n", encoding="utf-8")
-    row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # Linux: KiB -> MB
     return row
+
+
+def training_rate(windows: list[dict]) -> float:
+    """Tokens per second over the whole run (total tokens over total training time), from the log windows'
+    rates weighted by their tokens. Each window's source share is about the same, so its target tokens
+    stand in for its tokens; a plain mean of the windows' rates would count a slow window as much as a fast one."""
+    tokens, seconds, before = 0, 0.0, 0
+    for w in windows:
+        target = w["target_tokens"] - before
+        before = w["target_tokens"]
+        if target > 0 and w["tokens_per_s"] > 0:
+            tokens, seconds = tokens + target, seconds + target / w["tokens_per_s"]
+    return tokens / seconds if seconds else 0.0
 
 
 def print_table(rows: list[dict], args) -> None:
@@ -127,6 +140,9 @@ def main() -> None:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     check_variant_args(parser, args)
+    if args.joey_json and (args.pair != "en-de" or args.beam != 5):
+        parser.error("--joey-json: the Joey NMT harness trains en-de and decodes with beam 5; "
+                     "use --pair en-de --beam 5 beside it")
     if not Path(args.data).is_dir():
         parser.error(f"--data {args.data}: not a folder")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,8 @@
 # Transformer. The jobs share the GPU, so each row's steps are what it got while sharing.
 # EXTRA_JOBS adds rows, lines of "m30k|g2p NAME FAMILY [--set SECTION.KEY=VALUE ...]", and
 # ONLY_EXTRA=1 runs those alone. A line "joey NAME [joeynmt.py options]" races Joey NMT 2.3
-# (benchmarks/peers/joeynmt.py, its own recipe, latest weights) on the Multi30k data for the
+# (benchmarks/peers/joeynmt.py, its own recipe; latest weights and alpha 1.0 unless the line's
+# options say otherwise, e.g. --checkpoint best --beam-alphas ...) on the Multi30k data for the
 # same minutes; its venv sees python3's packages (on the GPU machine, its CUDA torch) and gets
 # Joey from the wheels in JOEY_WHEELS (default .whl; benchmarks/peers/joeynmt_wheels.sh
 # downloads them). With USE_MPS=1 the jobs run under NVIDIA's multi-process service, so their

@@ -73,16 +73,16 @@ from attend.models.inference_linear import (PreparedWeight, onednn_available, on
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory. Linux's VmHWM belongs to the process's own memory; getrusage's
+    """This process's peak resident memory in MB (10**6 bytes). Linux's VmHWM belongs to the process's own memory; getrusage's
     peak carries over into a spawned process from its parent (the engines' processes would report the
     training's peak)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
+                return int(line.split()[1]) * 1024 / 1e6  # in kB, which Linux means as KiB
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # Linux: KiB -> MB
 
 
 def forward_flops(cfg, vocab: int, src_len: int, tgt_len: int) -> float:

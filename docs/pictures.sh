@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Redraws the README's pictures from a trained G2P Transformer:
 #   docs/pictures.sh TRANSFORMER_DIR
-# (the README's pictures came from runs/bench-g2p/transformer, which `python benchmarks/g2p.py` writes).
+# (the README's pictures came from runs/cpu-g2p/t192-b4k-140m-averaged: the README's 140-minute CPU run of
+# `python benchmarks/g2p.py`, its last five checkpoints averaged).
 set -euo pipefail
 model=$(realpath "${1:?usage: docs/pictures.sh TRANSFORMER_DIR}")
 work=$(mktemp -d)

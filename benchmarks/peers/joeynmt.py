@@ -30,7 +30,9 @@ Steps, each timed:
               and saves the current weights as latest.ckpt. best.ckpt (best validation BLEU,
               greedy, checked every --eval-every steps) is decoded, or latest.ckpt when no
               validation ran or --checkpoint latest is given.
-  4. decode   `python -m joeynmt translate config < test_2016_flickr.en > hyps`, once greedy
+  4. decode   with --beam-alphas, first val with beam 5 for each alpha, keeping the alpha of
+              the best BLEU (as attend's benchmark chooses attend's); then
+              `python -m joeynmt translate config < test_2016_flickr.en > hyps`, once greedy
               and once with beam 5 (its `-o` option crashes in 2.3.0: translate() reads
               args.n_best, which lives in args.test, so the hypotheses are taken from stdout);
               Joey detokenizes with the sentencepiece model. Speed is the sentences over Joey's
@@ -236,13 +238,15 @@ def stack(layers: int) -> dict:
             "embeddings": {"embedding_dim": 256, "scale": True, "dropout": 0.1}}
 
 
-def joey_config(args: argparse.Namespace, workdir: Path, beam: int = 1, checkpoint: Path | None = None) -> dict:
-    """Joey NMT 2.3 configuration (keys as read by joeynmt.config, data, tokenizers and builders)."""
+def joey_config(args: argparse.Namespace, workdir: Path, beam: int = 1, checkpoint: Path | None = None,
+                alpha: float | None = None) -> dict:
+    """Joey NMT 2.3 configuration (keys as read by joeynmt.config, data, tokenizers and builders); `alpha`,
+    the beam's length penalty, defaults to --beam-alpha."""
     data_dir = workdir / "data"
     batch = ({"batch_size": args.decode_batch_sentences, "batch_type": "sentence"} if args.decode_batch_sentences
              else {"batch_size": args.batch_tokens, "batch_type": "token"})
     testing = {**batch, "beam_size": beam,
-               "beam_alpha": args.beam_alpha, "n_best": 1, "max_output_length": -1,  # -1: 1.5 x longest source
+               "beam_alpha": args.beam_alpha if alpha is None else alpha, "n_best": 1, "max_output_length": -1,  # -1: 1.5 x longest source
                "eval_metrics": ["bleu"], "sacrebleu_cfg": {"tokenize": "13a"}}
     if checkpoint is not None:
         testing["load_model"] = str(checkpoint)
@@ -419,13 +423,17 @@ def main() -> None:
                                                                     "in subwords")
     parser.add_argument("--beam-alpha", type=float, default=1.0,
                         help="Joey's GNMT length penalty for beam search (-1: none)")
+    parser.add_argument("--beam-alphas", type=float, nargs="+", metavar="ALPHA",
+                        help="choose the beam-5 length penalty among these by BLEU on val, as attend's "
+                             "benchmark does (default: use --beam-alpha untuned)")
     parser.add_argument("--checkpoint", choices=["best", "latest"], default="best",
                         help="checkpoint to decode: best validation BLEU (default) or the weights at the stop")
     parser.add_argument("--valid-sentences", type=int, default=0,
                         help="validate on a random N of the 1,014 val sentences (Joey's sample_dev_subset; "
                              "default 0: all)")
     parser.add_argument("--decode-limit", type=int, default=0,
-                        help="decode only the first N test sentences (smoke tests; default 0: all 1,000)")
+                        help="decode only the first N test (and, with --beam-alphas, val) sentences (smoke "
+                             "tests; default 0: all)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (OMP/MKL) for every Joey process")
     parser.add_argument("--wheels", type=Path, help="build a new venv offline from the wheels in this folder, "
@@ -510,6 +518,26 @@ def train_phase(args: argparse.Namespace, python: Path, workdir: Path, row: dict
     return facts["lines"]["test"]
 
 
+def tune_alpha(args: argparse.Namespace, python: Path, workdir: Path, checkpoint: Path,
+               out: Path) -> tuple[float, dict]:
+    """The --beam-alphas value whose beam-5 output scores the highest BLEU on val (ties: the smaller), and
+    every alpha's score: the same choice, on the same data, that attend's benchmark makes for attend."""
+    source, reference = workdir / "data" / f"dev.{SRC}", workdir / "data" / f"dev.{TRG}"
+    if args.decode_limit:  # a smoke test tunes on as few lines as it decodes
+        source = out / f"val.first{args.decode_limit}.{SRC}"
+        lines = (workdir / "data" / f"dev.{SRC}").read_text(encoding="utf-8").splitlines(keepends=True)
+        source.write_text("".join(lines[:args.decode_limit]), encoding="utf-8")
+    scores = {}
+    for alpha in args.beam_alphas:
+        config = write_config(joey_config(args, workdir, 5, checkpoint, alpha), out / f"config.val-alpha{alpha:g}.yaml")
+        output = out / f"val.alpha{alpha:g}.{TRG}"
+        decode(python, config, source, output, out, args.threads, f"translate-val-alpha{alpha:g}")
+        scores[alpha] = score(output, reference, bool(args.decode_limit))["bleu"]
+        print(f"val, beam 5, alpha {alpha:g}: BLEU {scores[alpha]:.2f}", flush=True)
+    best = max(scores, key=lambda a: (scores[a], -a))
+    return best, {f"{a:g}": b for a, b in scores.items()}
+
+
 def decode_phase(args: argparse.Namespace, python: Path, workdir: Path, test_lines: int, out: Path) -> dict:
     """Translate the test set greedy and with beam 5 from workdir's checkpoint, writing configs, outputs and
     logs into out; speeds and scores."""
@@ -527,9 +555,10 @@ def decode_phase(args: argparse.Namespace, python: Path, workdir: Path, test_lin
         lines = source.read_text(encoding="utf-8").splitlines(keepends=True)[:sentences]
         source = out / f"test.first{sentences}.{SRC}"
         source.write_text("".join(lines), encoding="utf-8")
+    alpha, tuning = tune_alpha(args, python, workdir, checkpoint, out) if args.beam_alphas else (args.beam_alpha, {})
     results = {}
     for name, beam in (("greedy", 1), ("beam5", 5)):
-        config = write_config(joey_config(args, workdir, beam, checkpoint), out / f"config.{name}.yaml")
+        config = write_config(joey_config(args, workdir, beam, checkpoint, alpha), out / f"config.{name}.yaml")
         output = out / f"test.{name}.{TRG}"
         speed = decode(python, config, source, output, out, args.threads, f"translate-{name}")
         results[name] = {**speed, "sentences_per_s": sentences / speed["generation_seconds"],
@@ -541,7 +570,8 @@ def decode_phase(args: argparse.Namespace, python: Path, workdir: Path, test_lin
             "sentences_per_s_greedy": results["greedy"]["sentences_per_s"],
             "sentences_per_s_beam5": results["beam5"]["sentences_per_s"],
             "decode_peak_rss_mib": max(r["peak_rss_bytes"] for r in results.values()) / 2**20,
-            "checkpoint": checkpoint.name, "bleu_signature": results["greedy"]["bleu_signature"],
+            "checkpoint": checkpoint.name, "beam_alpha": alpha, "valid_bleu_beam5_by_alpha": tuning,
+            "bleu_signature": results["greedy"]["bleu_signature"],
             "chrf_signature": results["greedy"]["chrf_signature"], "decode": results, "test_sentences": sentences}
 
 
