@@ -107,6 +107,9 @@ def _add_decoding_commands(commands, debug: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (0: all)")
     p.add_argument("--top-p", type=float, default=1.0, help="sample from the smallest set with this probability mass")
     p.add_argument("--seed", type=int, help="seed for sampling")
+    p.add_argument("--truncate", action="store_true",
+                   help="cut an input longer than the model takes to the tokens that fit, with a warning "
+                        "(default: stop with an error naming the line, before any output is written)")
     p.add_argument("--engine", choices=("attend", "ctranslate2"), default="attend",
                    help="run the model in attend (default) or in CTranslate2, where --model is a folder written by "
                         "'attend export' and --alpha is CTranslate2's length penalty (score / length ** alpha)")
@@ -375,7 +378,7 @@ def search_options(args, loaded=None):
     return SearchOptions(beam_size=beam, nbest=getattr(args, "nbest", 1), alpha=alpha,
                          sample=getattr(args, "sample", False), temperature=getattr(args, "temperature", 1.0),
                          top_k=getattr(args, "top_k", 0), top_p=getattr(args, "top_p", 1.0),
-                         seed=getattr(args, "seed", None))
+                         seed=getattr(args, "seed", None), truncate=getattr(args, "truncate", False))
 
 
 def describe_search(options, args, loaded) -> str:

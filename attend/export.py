@@ -217,7 +217,8 @@ class CTranslate2Translator:
         that spells a special token is unknown, as in attend's own Vocab.encode."""
         tokens = []
         for number, line in enumerate(lines, first_line):
-            line_tokens = check_length(self.src_tokenizer.encode(line), self.limit, source, number)
+            line_tokens = check_length(self.src_tokenizer.encode(line), self.limit, source, number,
+                                       self.options.truncate)
             tokens.append([UNK if t in (PAD, BOS, EOS) else t for t in line_tokens])
         return tokens
 

@@ -6,6 +6,7 @@ the quickstart, so every path decodes the same way.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -38,6 +39,7 @@ class SearchOptions:
     top_k: int = 0
     top_p: float = 1.0
     seed: Optional[int] = None
+    truncate: bool = False  # cut inputs longer than the model takes (with a warning) instead of refusing them
 
     def check(self) -> None:
         if self.beam_size < 1 or self.nbest < 1:
@@ -65,12 +67,17 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
                                                       {torch.nn.Linear, torch.nn.GRU, torch.nn.LSTM}, dtype=torch.qint8)
 
 
-def check_length(tokens: list[str], limit: int, source: str, number: int) -> list[str]:
-    """The tokens of input line `number`, or a one-line error when they exceed the model's positions."""
+def check_length(tokens: list[str], limit: int, source: str, number: int, truncate: bool = False) -> list[str]:
+    """The tokens of input line `number`, or a one-line error when they exceed the model's positions; with
+    `truncate`, the tokens that fit and a warning on stderr instead."""
+    if len(tokens) + 1 > limit and truncate:
+        print(f"attend: warning: {source}:{number}: input has {len(tokens)} tokens, cut to the first "
+              f"{limit - 1} this model takes", file=sys.stderr)
+        return tokens[:limit - 1]
     if len(tokens) + 1 > limit:
         raise AttendError(f"{source}:{number}: input has {len(tokens)} tokens, more than this model takes "
                           f"({limit - 1}); split the line, or train a model that takes longer ones "
-                          "(model.max_positions, and data.max_len for learned positions)")
+                          "(model.max_positions, and data.max_len for learned positions), or give --truncate")
     return tokens
 
 
@@ -117,7 +124,8 @@ class Translator:
     def encode_inputs(self, lines: list[str], source: str, first_line: int = 1) -> list[list[int]]:
         ids = []
         for number, line in enumerate(lines, first_line):
-            tokens = check_length(self.loaded.src_tokenizer.encode(line), self.limit, source, number)
+            tokens = check_length(self.loaded.src_tokenizer.encode(line), self.limit, source, number,
+                                  self.options.truncate)
             ids.append(encode_source(tokens, self.loaded.src_vocab) if tokens else [])
         return ids
 

@@ -152,6 +152,11 @@ def test_too_long_input_names_the_line(trained_folder, capsys, monkeypatch):
                          monkeypatch=monkeypatch)
     assert code == 1 and out == ""
     assert err.startswith("attend: error: stdin:2: input has 100 tokens, more than this model takes (63)")
+    code, out, err = run(capsys, "translate", "--model", str(trained_folder), "--truncate",
+                         stdin=b"a b\n" + long_line + b"\n", monkeypatch=monkeypatch)
+    assert code == 0 and "stdin:2: input has 100 tokens, cut to the first 63" in err
+    _, fitting, _ = run(capsys, "translate", "--model", str(trained_folder), "a b", "a " * 63)
+    assert out == fitting  # the long line decoded as its first 63 tokens
 
 
 def test_invalid_utf8_input(trained_folder, capsys, monkeypatch):
