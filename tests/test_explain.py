@@ -133,6 +133,14 @@ def test_sixty_token_heatmap_keeps_every_label(loaded, tmp_path):
     assert fig.get_size_inches()[0] >= 60 * 0.25  # a quarter inch per token: 8-point labels do not overlap
 
 
+def test_a_long_input_still_gets_its_head_grid(tmp_path):
+    # 8 heads at 500 tokens passed matplotlib's 65,536-pixel limit before the panels were capped
+    tokens = [f"w{i}" for i in range(500)]
+    maps = np.random.default_rng(0).dirichlet(np.ones(500), size=(1, 8, 500))
+    fig = plot_head_grid(maps, tokens, tokens, "500 tokens", tmp_path / "grid.png")
+    assert fig.get_size_inches()[0] * 100 < 2 ** 16 and (tmp_path / "grid.png").stat().st_size > 0
+
+
 def test_animation_has_one_frame_per_source_and_output_token(loaded, tmp_path):
     t = trace(loaded, TEXT, beam_size=2)
     written = animate(t, tmp_path / "decoding.gif", mp4=False)

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 CELL = 0.25  # inches per token
+PANEL_MAX = 12.0  # inches per panel of a head grid at most (a 9-panel row stays far below matplotlib's 2**16 pixels)
 CMAP = "Blues"
 
 
@@ -62,7 +63,9 @@ def plot_map(weights: np.ndarray, rows: list[str], cols: list[str], title: str, 
 def plot_head_grid(maps: np.ndarray, rows: list[str], cols: list[str], title: str, path: Path | None = None):
     """maps (layers, heads, rows, cols): one heatmap per layer and head, then each layer's head-average."""
     layers, heads = maps.shape[:2]
-    size = max(1.6, CELL * 0.6 * max(len(rows), len(cols)) + 0.8)
+    tokens = max(len(rows), len(cols))
+    size = min(max(1.6, CELL * 0.6 * tokens + 0.8), PANEL_MAX)  # capped: a long input still makes a figure
+    readable = (size - 0.8) * 72 / tokens >= 6  # points per token: below that the labels would overlap
     fig, axes = plt.subplots(layers, heads + 1, figsize=(size * (heads + 1) + 0.8, size * layers + 0.6), squeeze=False,
                              layout="constrained")  # makes room for the colour bar, as tight_layout cannot
     for layer in range(layers):
@@ -70,7 +73,7 @@ def plot_head_grid(maps: np.ndarray, rows: list[str], cols: list[str], title: st
             weights = maps[layer].mean(0) if head == heads else maps[layer, head]
             name = "head average" if head == heads else f"head {head + 1}"
             image = draw_map(axes[layer, head], weights, rows, cols, f"layer {layer + 1}, {name}",
-                             labels=(layer == layers - 1, head == 0), fontsize=7)
+                             labels=(readable and layer == layers - 1, readable and head == 0), fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
     if path is not None:
