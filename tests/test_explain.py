@@ -10,7 +10,8 @@ from PIL import Image
 
 from attend.checkpoint import load_model
 from attend.cli import main
-from attend.explain import explain, map_axes
+from attend.data.vocab import EOS_ID
+from attend.explain import describe, explain, map_axes
 from attend.explain.alignment import alignment
 from attend.explain.animate import animate
 from attend.explain.heatmap import plot_head_grid, plot_map
@@ -43,10 +44,19 @@ def test_trace_holds_every_map_with_documented_shapes(loaded):
 def test_greedy_trace_alternatives_rank_the_chosen_token_first(loaded):
     t = trace(loaded, TEXT, top_k=3)
     assert len(t.alternatives) == len(t.tgt_tokens)
+    assert not t.forced_end
     for chosen, alternatives in zip(t.tgt_tokens, t.alternatives):
-        assert alternatives[0][0] == chosen
+        assert alternatives[0][0] == chosen and not {"<pad>", "<s>"} & {token for token, _ in alternatives}
         probabilities = [p for _, p in alternatives]
         assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1.0 + 1e-6
+
+
+def test_an_output_cut_at_its_length_limit_says_so(trained_folder):
+    never_ends = load_model(trained_folder)
+    with torch.no_grad():
+        never_ends.model.out.bias[EOS_ID] = -1e4  # the model would never choose </s>: search has to
+    t = trace(never_ends, TEXT)
+    assert t.forced_end and t.tgt_tokens[-1] == "</s>" and "reached the length limit" in describe(t)
 
 
 def test_teacher_forced_maps_equal_the_incremental_search_attention(loaded):

@@ -58,6 +58,8 @@ def write_heatmaps(t: Trace, out: Path) -> list[Path]:
 
 def describe(t: Trace) -> str:
     line = f"{t.label}: {t.source!r} -> {t.output!r} (log-prob {t.score:.2f})"
+    if t.forced_end:
+        line += "; it reached the length limit, where only </s> is allowed"
     if t.cross is None:
         return line + "; no attention: the decoder sees only the encoder's final state"
     return line + "\n  " + alignment(t.cross).describe(t.src_tokens, t.tgt_tokens)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from attend.checkpoint import LoadedModel
-from attend.data.vocab import BOS, BOS_ID, EOS_ID, UNK, UNK_ID
+from attend.data.vocab import BOS, BOS_ID, EOS_ID, PAD_ID, UNK, UNK_ID
 from attend.errors import AttendError
 from attend.inference import Translator
 from attend.models import count_parameters
@@ -45,6 +45,7 @@ class Trace:
     beam_steps: list[BeamStep] = field(default_factory=list)  # empty for greedy search
     beam_size: int = 1
     score: float = 0.0  # log-probability of the output
+    forced_end: bool = False  # the output reached its length limit, where search allows only </s>
 
     @property
     def decoder_inputs(self) -> list[str]:
@@ -69,7 +70,7 @@ class Trace:
             "alternatives": [[[tok, round(p, 4)] for tok, p in step] for step in self.alternatives],
             "beam_size": self.beam_size,
             "beam_steps": [{"beams": s.beams, "ended": s.ended} for s in self.beam_steps],
-            "score": round(self.score, 4),
+            "score": round(self.score, 4), "forced_end": self.forced_end,
         }
 
 
@@ -105,7 +106,8 @@ def trace(loaded: LoadedModel, text: str, beam_size: int = 1, alpha: float = 0.0
     tgt_in = torch.tensor([[BOS_ID] + best.tokens], device=src.device)  # (1, T)
     logits, maps = model.attention_maps(src, src_mask, tgt_in)  # logits (1, T, vocab)
     logp = torch.log_softmax(logits[0].float(), dim=-1)
-    probs, top = logp.exp().topk(min(top_k, logp.size(-1)), dim=-1)  # (T, k)
+    never = torch.tensor([PAD_ID, BOS_ID], device=logp.device)  # search never emits these: not alternatives
+    probs, top = logp.exp().index_fill(1, never, 0.0).topk(min(top_k, logp.size(-1) - 2), dim=-1)  # (T, k)
     alternatives = [[(itos[i], float(p)) for i, p in zip(ids_t.tolist(), p_t.tolist())] for ids_t, p_t in zip(top, probs)]
     tokens = loaded.tgt_vocab.decode(best.tokens)
     return Trace(
@@ -121,6 +123,7 @@ def trace(loaded: LoadedModel, text: str, beam_size: int = 1, alpha: float = 0.0
         beam_steps=beam_steps,
         beam_size=beam_size,
         score=float(logp.gather(1, torch.tensor(out_ids, device=src.device)[:, None]).sum()),
+        forced_end=len(out_ids) == max_len and itos[int(top[-1, 0])] != itos[EOS_ID],
     )
 
 
