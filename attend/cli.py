@@ -242,10 +242,11 @@ def cmd_translate(args) -> int:
 
         if args.int8:
             raise AttendError("--int8 is attend's own quantization; for CTranslate2 export with --quantization int8")
-        translator = CTranslate2Translator(args.model, search_options(args), args.batch_size)
+        translator = CTranslate2Translator(args.model, search_options(args, args.model, ctranslate2=True),
+                                           args.batch_size)
     else:
         loaded = load(args.model)
-        translator = Translator(loaded, search_options(args, loaded), args.batch_size, int8=args.int8)
+        translator = Translator(loaded, search_options(args, loaded.path), args.batch_size, int8=args.int8)
     bar = None
     if not args.quiet and total is not None and total > 1000:
         from tqdm import tqdm
@@ -266,7 +267,7 @@ def cmd_evaluate(args) -> int:
 
     sources, refs, source = read_test_set(args)
     loaded = load(args.model)
-    options = search_options(args, loaded)
+    options = search_options(args, loaded.path)
     print(describe_search(options, args, loaded), file=sys.stderr)
     translator = Translator(loaded, options, args.batch_size, int8=args.int8)
     hyps = translator.best(sources, source, progress=not args.quiet)
@@ -309,6 +310,9 @@ def cmd_average(args) -> int:
 
     out, chosen = average_checkpoints(args.model, args.out, args.last)
     print(f"averaged {len(chosen)} checkpoints ({', '.join(c.name for c in chosen)}) into {out}")
+    if len(chosen) < args.last:
+        print(f"note: the run kept only {len(chosen)}, fewer than --last {args.last} (train.keep_last sets how many)",
+              file=sys.stderr)
     return 0
 
 
@@ -367,14 +371,18 @@ def load(folder: str):
     return load_model(folder)
 
 
-def search_options(args, loaded=None):
-    """Search settings from the flags; beam and alpha not given come from the model's search.json, else greedy."""
+def search_options(args, folder=None, ctranslate2: bool = False):
+    """Search settings from the flags; beam and alpha not given come from the model folder's search.json, else
+    greedy. CTranslate2 takes the tuned beam but not the alpha: its length penalty is another formula."""
     from attend.inference import SearchOptions
     from attend.tuning import saved_search
 
-    tuned = saved_search(loaded.path) if loaded is not None and loaded.path is not None else {}
+    tuned = saved_search(folder) if folder is not None else {}
     beam = args.beam if args.beam is not None else tuned.get("beam", 1)
-    alpha = args.alpha if args.alpha is not None else tuned.get("alpha", 0.0)
+    alpha = args.alpha if args.alpha is not None else 0.0 if ctranslate2 else tuned.get("alpha", 0.0)
+    if ctranslate2 and args.alpha is None and tuned.get("alpha"):
+        print(f"note: search.json's alpha {tuned['alpha']:g} is attend's length penalty; CTranslate2's is another "
+              "formula, so it decodes with alpha 0 unless --alpha is given", file=sys.stderr)
     return SearchOptions(beam_size=beam, nbest=getattr(args, "nbest", 1), alpha=alpha,
                          sample=getattr(args, "sample", False), temperature=getattr(args, "temperature", 1.0),
                          top_k=getattr(args, "top_k", 0), top_p=getattr(args, "top_p", 1.0),

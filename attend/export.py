@@ -9,6 +9,8 @@ tokenizers, so the folder turns raw text into raw text on its own:
     config.yaml, vocab.json           attend's config and vocabularies, as in the model folder
     tokenizers.json (+ src.spm/tgt.spm)  how text becomes tokens and back
     export.json                       what was exported, from where, with which quantization
+    search.json                       the tuned beam, when the model folder has one (its alpha is attend's
+                                      GNMT penalty, which CTranslate2 does not have: the engine leaves it out)
 
 The mapping, attend -> CTranslate2:
 - `q` and the fused `kv` Linear ([k; v] rows) -> self-attention `linear_0` = [q; k; v] and `linear_1` = o;
@@ -24,14 +26,18 @@ The mapping, attend -> CTranslate2:
   starts from <s>.
 
 `CTranslate2Translator` decodes like `attend.inference.Translator` (same output limits, <pad>/<s> never
-generated, empty output allowed, per-sentence limits so no output depends on its batch): greedy outputs are
-the same tokens as attend's, and so is beam search's best output when alpha is 0. It takes an exported folder,
-not an attend model folder: export once, then load quickly.
+generated, empty output allowed, per-sentence limits so no greedy or beam output depends on its batch):
+greedy outputs are the same tokens as attend's, and so is beam search's best output when alpha is 0 and no
+hypothesis reaches the length limit (there attend scores the forced </s>, CTranslate2 stops without it).
+With alpha > 0 the two rank differently: attend divides by GNMT's ((5 + length) / 6) ** alpha, CTranslate2
+by length ** alpha. A seeded sample follows one seed for the whole call, so unlike attend's it depends on
+the batch. It takes an exported folder, not an attend model folder: export once, then load quickly.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -50,6 +56,7 @@ from attend.checkpoint import (
 from attend.config import sequence_limit
 from attend.data.vocab import BOS, EOS, PAD, UNK
 from attend.errors import AttendError
+from attend.tuning import SEARCH
 from attend.inference import Output, SearchOptions, check_length, translate_in_chunks
 from attend.search import output_limits
 
@@ -97,6 +104,8 @@ def export_ctranslate2(loaded: LoadedModel, out: str | Path, quantization: str |
     with staged_folder(out) as staging:
         spec.save(str(staging))
         save_static(staging, loaded.config, loaded.src_tokenizer, loaded.tgt_tokenizer, loaded.src_vocab, loaded.tgt_vocab)
+        if loaded.path is not None and (loaded.path / SEARCH).exists():  # the tuned beam travels with the model
+            shutil.copyfile(loaded.path / SEARCH, staging / SEARCH)
         atomic_write(staging / EXPORT, json.dumps({
             "format": "ctranslate2", "ctranslate2_version": ctranslate2.__version__,
             "quantization": quantization or "float32", "source": str(loaded.path) if loaded.path else None,
@@ -263,8 +272,8 @@ class CTranslate2Translator:
         common = {"max_batch_size": self.batch_size, "max_input_length": 0, "max_decoding_length": max(1, limit - 1),
                   "min_decoding_length": 0, "return_scores": True, "suppress_sequences": [[PAD], [BOS]]}
         if o.sample:
-            return {**common, "beam_size": 1, "length_penalty": 0.0, "sampling_topk": o.top_k,
-                    "sampling_topp": o.top_p, "sampling_temperature": o.temperature}
+            return {**common, "beam_size": 1, "num_hypotheses": o.nbest, "length_penalty": 0.0,
+                    "sampling_topk": o.top_k, "sampling_topp": o.top_p, "sampling_temperature": o.temperature}
         if o.beam_size == 1:
             return {**common, "beam_size": 1, "length_penalty": 0.0}
         return {**common, "beam_size": o.beam_size, "num_hypotheses": o.nbest, "length_penalty": o.alpha}

@@ -1,6 +1,5 @@
 """The command line as a user meets it: outputs, formats, help, and one-line errors with non-zero exits."""
 
-import io
 import shutil
 import subprocess
 import sys

@@ -1,6 +1,6 @@
 """CTranslate2 export: the same outputs as attend's own search, int8, the command line, and refusals."""
 
-import io
+import shutil
 import sys
 
 import pytest
@@ -100,6 +100,23 @@ def test_order_empty_lines_sampling_and_long_inputs(exports):
     assert len(sampled.best(lines)) == 5
     with pytest.raises(AttendError, match="input:2: input has 70 tokens"):
         translator.translate(["a", " ".join("a" * 70)])
+
+
+def test_the_tuned_beam_travels_with_the_export_and_samples_come_n_at_a_time(trained_folder, tmp_path, capsys):
+    tuned = tmp_path / "tuned"
+    shutil.copytree(trained_folder, tuned)
+    (tuned / "search.json").write_text('{"beam": 3, "alpha": 0.6}')
+    assert main(["export", "--model", str(tuned), "--out", str(tmp_path / "ct2")]) == 0
+    capsys.readouterr()
+    inputs = INPUTS[:10]
+    assert main(["translate", "--engine", "ctranslate2", "--model", str(tmp_path / "ct2"), *inputs]) == 0
+    out, err = capsys.readouterr()
+    assert "CTranslate2's is another formula, so it decodes with alpha 0" in err
+    assert main(["translate", "--model", str(tuned), "--beam", "3", "--alpha", "0", *inputs]) == 0
+    assert capsys.readouterr().out == out  # beam 3 from search.json, alpha 0: attend's own beam 3 output
+    assert main(["translate", "--engine", "ctranslate2", "--model", str(tmp_path / "ct2"), "--sample",
+                 "--nbest", "3", "--temperature", "2", "a b c", "d e"]) == 0
+    assert [row.split("\t")[0] for row in capsys.readouterr().out.splitlines()] == ["0", "0", "0", "1", "1", "1"]
 
 
 def test_cli_export_then_translate(trained_folder, tmp_path, capsys, monkeypatch):
