@@ -80,7 +80,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        # native bf16 only (Ampere and later): older cards emulate it slowly, and take fp16 with loss scaling
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     if device.type == "cpu" and cpu_has_bf16() and matmul_gflops(torch.bfloat16) > 1.2 * matmul_gflops(torch.float32):
         return "bf16"
     return "fp32"

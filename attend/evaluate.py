@@ -4,7 +4,8 @@ References come as a list of acceptable answers per input (CMUdict words can
 have several pronunciations). WER and PER follow the standard G2P definitions
 (Yao & Zweig 2015): a word is an error when the prediction matches none of its
 references; PER is the edit distance to the closest reference, summed over the
-set, divided by the summed lengths of those closest references.
+set, divided by the summed lengths of those closest references. When two
+references are equally close, the shorter counts, which gives the higher PER.
 """
 
 from __future__ import annotations

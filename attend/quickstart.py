@@ -7,6 +7,7 @@ predictions, and leaves a model folder that `attend translate` can use.
 
 from __future__ import annotations
 
+import math
 import time
 from importlib import resources
 from pathlib import Path
@@ -41,13 +42,15 @@ def run(out: Path, minutes: float | None = None, progress: bool = True, beam: in
     SearchOptions(beam_size=beam).check()  # before minutes of training, not after them
     config = default_config()
     if minutes is not None:
-        if minutes <= 0:
-            raise AttendError("--minutes must be positive")
+        if not math.isfinite(minutes) or minutes <= 0:
+            raise AttendError(f"--minutes must be a positive number, got {minutes}")
         config.train.max_minutes = minutes
     threads = torch.get_num_threads()
+    where = ("the GPU" if torch.cuda.is_available()  # where training will run (pick_device)
+             else f"{threads} CPU thread{'s' * (threads > 1)}")
     print(f"attend quickstart: English grapheme-to-phoneme on CMUdict, {config.model.family} "
           f"({config.model.cell.upper()} {config.model.hidden_size}, {config.model.attention} attention), "
-          f"up to {config.train.max_minutes:g} minutes on {threads} CPU thread{'s' * (threads > 1)}")
+          f"up to {config.train.max_minutes:g} minutes on {where}")
     started = time.time()
     summary = train(config, out, progress=progress)
     loaded = load_model(out)

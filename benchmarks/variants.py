@@ -51,8 +51,13 @@ def best_or_averaged(folder: Path, averaged_out: Path, valid_score, lower_is_bet
     from attend.average import average_checkpoints
     from attend.checkpoint import load_model
 
-    candidates = {"best": load_model(folder),
-                  "averaged": load_model(average_checkpoints(folder, averaged_out, last=5)[0])}
+    steps = sorted(int(c.name.split("-")[1]) for c in (folder / "checkpoints").glob("step-*"))[-5:]
+    if averaged_out.exists():  # an earlier sitting averaged the same run, then stopped before its row was written
+        if load_model(averaged_out).meta.get("averaged_steps") != steps:
+            sys.exit(f"{averaged_out}: averages other checkpoints than {folder}'s last five; delete it")
+    else:
+        average_checkpoints(folder, averaged_out, last=5)
+    candidates = {"best": load_model(folder), "averaged": load_model(averaged_out)}
     scores = {name: valid_score(loaded) for name, loaded in candidates.items()}
     name = (min if lower_is_better else max)(scores, key=scores.get)
     return name, candidates[name], scores

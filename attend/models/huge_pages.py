@@ -52,7 +52,10 @@ class Arena:
     def _map(nbytes: int) -> torch.Tensor:
         """A mapping of nbytes starting on a 2 MB boundary (one page more is mapped to find one)."""
         mapping = mmap.mmap(-1, nbytes + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        mapping.madvise(mmap.MADV_HUGEPAGE)
+        try:
+            mapping.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:  # a kernel without transparent huge pages: the memory works on ordinary pages
+            pass
         memory = torch.frombuffer(mapping, dtype=torch.uint8)  # keeps the mapping alive while any view lives
         start = -memory.data_ptr() % HUGE_PAGE
         return memory[start:start + nbytes]
