@@ -20,7 +20,9 @@ loaded.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -67,7 +69,8 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 @contextlib.contextmanager
 def atomic_text_writer(path: str | Path | None):
     """A write(text) function for streaming output: to stdout, or to a temporary file that replaces `path`
-    only when the block finishes without error, so a failed run never leaves a half-written file."""
+    only when the block finishes without error, so a failed run never leaves a half-written file. A name
+    ending in .gz is written gzip-compressed, as such a name is read."""
     if path is None:
         def write(text: str) -> None:
             sys.stdout.write(text)
@@ -82,10 +85,16 @@ def atomic_text_writer(path: str | Path | None):
         raise AttendError(f"{path}: its folder {path.parent} does not exist; create it or choose another --output")
     handle, temporary = _temporary_beside(path)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            yield f.write
-            f.flush()
-            os.fsync(f.fileno())
+        with os.fdopen(handle, "wb") as raw:
+            packed = gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) if path.suffix.lower() == ".gz" else None
+            text = io.TextIOWrapper(packed or raw, encoding="utf-8", newline="")
+            yield text.write
+            if packed is None:
+                text.detach()  # flushed into raw, which stays open for fsync
+            else:
+                text.close()  # closes the gzip layer, which writes its trailer; raw stays open
+            raw.flush()
+            os.fsync(raw.fileno())
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException as e:

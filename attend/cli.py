@@ -157,7 +157,8 @@ def _add_inspection_commands(commands, debug: argparse.ArgumentParser) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", "-m", help="model folder")
     which.add_argument("--compare", nargs=2, metavar="DIR", help="two model folders, drawn side by side")
-    p.add_argument("--out", "-o", default="explain", help="folder for the pictures (default: explain)")
+    p.add_argument("--out", "-o", default="explain",
+                   help="folder for the pictures (default: explain); an earlier explain's pictures there are replaced")
     p.add_argument("--animate", action="store_true", help="also an animated GIF of decoding (and MP4 with ffmpeg)")
     p.add_argument("--html", action="store_true", help="also one self-contained HTML page to explore the maps")
     p.add_argument("--beam", type=int, help="beam size (1: greedy; default: the model's tuned search.json, as "
@@ -292,12 +293,12 @@ def cmd_tune(args) -> int:
         raise AttendError(f"{loaded.path}: cannot write the tuned search.json into this model folder; copy the "
                           "folder somewhere writable and tune the copy")
     metric = args.metric or (loaded.config.data.metric if loaded.config.data.metric != "loss" else "chrf")
+    print(f"{'alpha':>6}  {metric}", flush=True)
     results = tune_alpha(loaded, sources, refs, args.beam, args.alphas, args.batch_size, progress=not args.quiet,
-                         metric=metric)
-    print(f"{'alpha':>6}  {metric}")
-    for alpha, scores in results:
-        print(f"{alpha:>6.2f}  {scores[metric]:.2f}")
+                         metric=metric, on_result=lambda a, scores: print(f"{a:>6.2f}  {scores[metric]:.2f}", flush=True))
     alpha, value = best_alpha(results, metric)
+    if dict(results)[alpha].get("length_ratio", 1.0) == 0.0:
+        print("warning: every output is empty at every alpha; the model looks undertrained", file=sys.stderr)
     path = save_search(loaded.path, args.beam, alpha, metric, value, source)
     print(f"best: beam {args.beam}, alpha {alpha:g} ({metric} {value:.2f}); saved to {path}, "
           "used by translate and evaluate unless --beam/--alpha are given")
@@ -309,7 +310,8 @@ def cmd_average(args) -> int:
     from attend.average import average_checkpoints
 
     out, chosen = average_checkpoints(args.model, args.out, args.last)
-    print(f"averaged {len(chosen)} checkpoints ({', '.join(c.name for c in chosen)}) into {out}")
+    print(f"averaged {len(chosen)} checkpoint{'s' * (len(chosen) > 1)} ({', '.join(c.name for c in chosen)}) "
+          f"into {out}")
     if len(chosen) < args.last:
         print(f"note: the run kept only {len(chosen)}, fewer than --last {args.last} (train.keep_last sets how many)",
               file=sys.stderr)
@@ -329,7 +331,7 @@ def cmd_explain(args) -> int:
                      alpha=args.alpha, top_k=args.top_k, fps=args.fps)
     for note in result.notes:
         print(note)
-    print(f"wrote {len(result.files)} files in {time.perf_counter() - started:.1f} s:")
+    print(f"wrote {len(result.files)} file{'s' * (len(result.files) > 1)} in {time.perf_counter() - started:.1f} s:")
     for path in result.files:
         print(f"  {path}")
     return 0
@@ -346,7 +348,11 @@ def cmd_export(args) -> int:
 
 def cmd_info(args) -> int:
     from attend.models import count_parameters
+    from attend.tuning import saved_search
 
+    if (Path(args.model) / "model.bin").exists() and not (Path(args.model) / "meta.json").exists():
+        raise AttendError(f"{args.model}: a CTranslate2 export (see its export.json); 'attend info' reads attend "
+                          "model folders, and 'attend translate --engine ctranslate2 -m' runs this one")
     loaded = load(args.model)
     m, meta = loaded.config.model, loaded.meta
     family = m.family if m.family == "transformer" else f"{m.family} ({m.cell}, {m.attention if m.family == 'rnn-attention' else 'no'} attention)"
@@ -356,8 +362,16 @@ def cmd_info(args) -> int:
     print(f"layers         encoder {m.encoder_layers}, decoder {m.decoder_layers}; hidden {m.hidden_size}")
     print(f"tokenizers     source {loaded.src_tokenizer.kind} ({len(loaded.src_vocab)} types), "
           f"target {loaded.tgt_tokenizer.kind} ({len(loaded.tgt_vocab)} types)")
-    print(f"data           {loaded.config.data.recipe or loaded.config.data.train_src}")
+    d = loaded.config.data
+    data = d.recipe or " / ".join(str(p) for p in (d.train_src, d.train_tgt) if p)
+    print(f"data           {data}" + (f" (in {d.data_dir})" if d.data_dir and not d.recipe else ""))
     print(f"trained        step {meta.get('step')}, epoch {meta.get('epoch')}")
+    if meta.get("averaged_steps"):
+        print(f"averaged       steps {', '.join(map(str, meta['averaged_steps']))} of {meta.get('averaged_from')}")
+    tuned = saved_search(loaded.path)
+    if tuned:
+        print(f"search         beam {tuned['beam']}, alpha {tuned['alpha']:g} (search.json, tuned on "
+              f"{tuned['tuned_on'] or 'unknown data'})")
     valid = meta.get("valid", {})
     if valid:
         print("validation     " + ", ".join(f"{k} {v:.2f}" for k, v in valid.items()))
@@ -379,6 +393,9 @@ def search_options(args, folder=None, ctranslate2: bool = False):
 
     tuned = saved_search(folder) if folder is not None else {}
     beam = args.beam if args.beam is not None else tuned.get("beam", 1)
+    nbest = getattr(args, "nbest", 1)
+    if 1 <= beam < nbest and not getattr(args, "sample", False):
+        print(f"note: --nbest {nbest} needs {nbest} beams; searching with beam {nbest}", file=sys.stderr)
     alpha = args.alpha if args.alpha is not None else 0.0 if ctranslate2 else tuned.get("alpha", 0.0)
     if ctranslate2 and args.alpha is None and tuned.get("alpha"):
         print(f"note: search.json's alpha {tuned['alpha']:g} is attend's length penalty; CTranslate2's is another "

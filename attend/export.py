@@ -68,7 +68,8 @@ def _ctranslate2():
     try:
         import ctranslate2
     except ImportError:
-        raise AttendError("CTranslate2 is not installed; pip install 'attend[export]' (or ctranslate2>=4.5)") from None
+        raise AttendError("CTranslate2 is not installed: pip install 'ctranslate2>=4.5' (in attend's source folder, "
+                          "pip install -e '.[export]' does the same)") from None
     return ctranslate2
 
 
@@ -85,7 +86,7 @@ def export_ctranslate2(loaded: LoadedModel, out: str | Path, quantization: str |
     where = loaded.path or "model"
     family = loaded.config.model.family
     if family != "transformer":
-        raise AttendError(f"{where}: is a {family} model and CTranslate2 runs Transformers; only "
+        raise AttendError(f"{where}: holds a model of family {family}, and CTranslate2 runs Transformers; only "
                           "model.family: transformer can be exported")
     if quantization is not None and quantization not in ACCEPTED_MODEL_TYPES:
         raise AttendError(f"unknown quantization {quantization!r}; choose one of {', '.join(ACCEPTED_MODEL_TYPES)}")
@@ -237,11 +238,14 @@ class CTranslate2Translator:
         return translate_in_chunks(self.translate, lines, source, chunk_lines, progress)
 
     def translate(self, lines: list[str], source: str = "input", progress: bool = False,
-                  first_line: int = 1) -> list[list[Output]]:
-        """n-best outputs per input line, in input order; empty lines give one empty output."""
+                  first_line: int = 1, on_lines: Callable[[int], None] | None = None) -> list[list[Output]]:
+        """n-best outputs per input line, in input order; empty lines give one empty output. `on_lines(n)`
+        hears of each n lines done."""
         tokens = self.encode_inputs(lines, source, first_line)
         results: list[list[Output]] = [[Output("", 0.0, [])] for _ in lines]
         todo = [i for i in range(len(lines)) if tokens[i]]
+        if on_lines is not None and len(todo) < len(lines):
+            on_lines(len(lines) - len(todo))  # the empty lines, done already
         if not todo:
             return results
         lengths = torch.tensor([len(tokens[i]) + 1 for i in todo])  # + </s>, as attend's encoder sees them
@@ -260,6 +264,8 @@ class CTranslate2Translator:
             for i, result in zip(group, found):
                 results[i] = [Output(self.tgt_tokenizer.decode(hyp), score, hyp)
                               for hyp, score in zip(result.hypotheses, result.scores)]
+            if on_lines is not None:
+                on_lines(len(group))
         return results
 
     def _decoding(self, limit: int) -> dict:

@@ -83,8 +83,9 @@ def check_length(tokens: list[str], limit: int, source: str, number: int, trunca
 
 def translate_in_chunks(translate: Callable, lines: Iterable[str], source: str, chunk_lines: int,
                         progress: Optional[Callable[[int], None]]) -> Iterator[list[Output]]:
-    """`translate(block, source, first_line=...)` over `lines` a block of `chunk_lines` at a time, outputs in
-    input order; `progress(n)` is told after each block how many lines it held. Any engine can stream so.
+    """`translate(block, source, first_line=..., on_lines=progress)` over `lines` a block of `chunk_lines` at a
+    time, outputs in input order; `progress(n)` hears of every n lines done, batch by batch. Any engine can
+    stream so.
 
     When `lines` has a `waiting()` method (`StreamLines`), a block is also decoded as soon as no further
     line is there to read, so interactive input is answered line by line."""
@@ -93,15 +94,11 @@ def translate_in_chunks(translate: Callable, lines: Iterable[str], source: str, 
     for line in lines:
         block.append(line)
         if len(block) == chunk_lines or (waiting is not None and not waiting()):
-            yield from translate(block, source, first_line=first)
+            yield from translate(block, source, first_line=first, on_lines=progress)
             first += len(block)
-            if progress:
-                progress(len(block))
             block = []
     if block:
-        yield from translate(block, source, first_line=first)
-        if progress:
-            progress(len(block))
+        yield from translate(block, source, first_line=first, on_lines=progress)
 
 
 class Translator:
@@ -135,23 +132,29 @@ class Translator:
         return translate_in_chunks(self.translate, lines, source, chunk_lines, progress)
 
     @torch.inference_mode()
-    def translate(self, lines: list[str], source: str = "input", progress: bool = False,
-                  first_line: int = 1) -> list[list[Output]]:
-        """n-best outputs per input line, in input order; empty lines give one empty output."""
+    def translate(self, lines: list[str], source: str = "input", progress: bool | str = False,
+                  first_line: int = 1, on_lines: Optional[Callable[[int], None]] = None) -> list[list[Output]]:
+        """n-best outputs per input line, in input order; empty lines give one empty output. `progress`: a
+        bar over the batches, labelled with it when it is a string; `on_lines(n)` hears of each n lines done."""
         model = self.model.to(self.device).eval()
         ids = self.encode_inputs(lines, source, first_line)
         results: list[list[Output]] = [[Output("", 0.0, [])] for _ in lines]
         order = sorted((i for i in range(len(lines)) if ids[i]), key=lambda i: len(ids[i]))
+        if on_lines is not None and len(order) < len(lines):
+            on_lines(len(lines) - len(order))  # the empty lines, done already
         chunks = [order[i: i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         if progress:
             from tqdm import tqdm
 
-            chunks = tqdm(chunks, desc="translating", unit="batch", leave=False)
+            chunks = tqdm(chunks, desc=progress if isinstance(progress, str) else "translating", unit="batch",
+                          leave=False)
         for chunk in chunks:
             src = pad([ids[i] for i in chunk]).to(self.device)
             line_numbers = [first_line + i for i in chunk]
             for i, hyps in zip(chunk, self._search(model, src, src != PAD_ID, line_numbers)):
                 results[i] = [self._output(h) for h in hyps]
+            if on_lines is not None:
+                on_lines(len(chunk))
         return results
 
     def _search(self, model, src, src_mask, line_numbers):
@@ -177,6 +180,6 @@ class Translator:
         tokens = self.loaded.tgt_vocab.decode(hyp.tokens)
         return Output(self.loaded.tgt_tokenizer.decode(tokens), hyp.score, tokens)
 
-    def best(self, lines: list[str], source: str = "input", progress: bool = False) -> list[str]:
-        """The top output text per line."""
+    def best(self, lines: list[str], source: str = "input", progress: bool | str = False) -> list[str]:
+        """The top output text per line; `progress` shows a bar, labelled with it when it is a string."""
         return [outs[0].text for outs in self.translate(lines, source, progress)]

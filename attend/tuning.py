@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 from attend.checkpoint import LoadedModel, atomic_write
 from attend.evaluate import HIGHER_IS_BETTER, score
@@ -20,17 +21,20 @@ SEARCH = "search.json"
 
 def tune_alpha(loaded: LoadedModel, sources: list[str], refs: list[list[str]], beam_size: int,
                alphas: list[float], batch_size: int = 64, progress: bool = False,
-               metric: str | None = None) -> list[tuple[float, dict]]:
+               metric: str | None = None, on_result: Callable[[float, dict], None] | None = None
+               ) -> list[tuple[float, dict]]:
     """The validation scores of beam search for each alpha, in the order given: every metric the task has,
-    and `metric` too when it is not one of them."""
+    and `metric` too when it is not one of them. `on_result(alpha, scores)` hears each as it is done."""
     results = []
-    for alpha in alphas:
+    for number, alpha in enumerate(alphas, 1):
         translator = Translator(loaded, SearchOptions(beam_size=beam_size, alpha=alpha), batch_size)
-        hyps = translator.best(sources, "validation", progress=progress)
+        hyps = translator.best(sources, "validation", progress=progress and f"alpha {alpha:g} ({number}/{len(alphas)})")
         scores = score(loaded.config.data.metric, hyps, refs)
         if metric is not None and metric not in scores:
             scores.update(score(metric, hyps, refs))
         results.append((alpha, scores))
+        if on_result is not None:
+            on_result(alpha, scores)
     return results
 
 

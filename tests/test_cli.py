@@ -1,5 +1,6 @@
 """The command line as a user meets it: outputs, formats, help, and one-line errors with non-zero exits."""
 
+import gzip
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,9 @@ def test_translate_arguments_file_and_stdin_agree(trained_folder, tmp_path, caps
     _, from_file, _ = run(capsys, "translate", "--model", m, "--input", str(tmp_path / "in.txt"))
     _, from_stdin, _ = run(capsys, "translate", "--model", m, stdin=b"a b c\nd e\n", monkeypatch=monkeypatch)
     assert from_args == from_file == from_stdin
+    for name in ("out.txt", "out.de.gz"):  # a .gz name gets gzip, as --input reads it
+        assert run(capsys, "translate", "--model", m, "--input", str(tmp_path / "in.txt"), "-o", str(tmp_path / name))[0] == 0
+    assert (tmp_path / "out.txt").read_text() == gzip.decompress((tmp_path / "out.de.gz").read_bytes()).decode() == from_args
 
 
 def test_no_input_at_all_is_one_line(trained_folder, capsys, monkeypatch):
@@ -132,6 +136,8 @@ def test_evaluate_names_its_search_and_warns_when_it_was_tuned_on_the_scored_fil
     _, _, err = run(capsys, "evaluate", "-m", str(model), "--src", str(tmp_path / "val"), "--ref",
                     str(tmp_path / "val.ref"), "--beam", "1", "--alpha", "0", "--quiet")
     assert err.strip() == "decoding: greedy"
+    _, out, _ = run(capsys, "info", "-m", str(model))
+    assert "search         beam 3, alpha 0.6 (search.json, tuned on " in out
 
 
 def test_evaluate_lexicon(trained_folder, tmp_path, capsys):
@@ -242,3 +248,14 @@ def test_int8_translation_runs_and_mostly_agrees(trained_folder, capsys):
     assert main(["translate", "-m", str(trained_folder), "--int8", *words]) == 0
     int8 = capsys.readouterr().out.splitlines()
     assert len(int8) == len(words) and sum(a == b for a, b in zip(fp32, int8)) >= 3
+
+
+def test_streamed_translation_reports_progress_batch_by_batch(trained_folder):
+    from attend.checkpoint import load_model
+    from attend.inference import Translator
+
+    lines = ["a b c", "", "d e", "f g a b"] * 5
+    done = []
+    translator = Translator(load_model(trained_folder), batch_size=4)
+    outputs = list(translator.translate_stream(iter(lines), chunk_lines=10, progress=done.append))
+    assert len(outputs) == 20 and sum(done) == 20 and max(done) <= 4  # a bar moves per batch, not per 10 lines
