@@ -23,6 +23,7 @@ from attend.errors import AttendError
 FAMILIES = ("rnn", "rnn-attention", "transformer")
 TOKENIZERS = ("char", "word", "subword")
 METRICS = ("wer", "per", "bleu", "chrf", "accuracy", "loss")
+RECIPES = ("g2p-cmudict", "reverse", "copy")  # built-in tasks (attend/recipes); file corpora need none
 
 
 @dataclass
@@ -56,6 +57,8 @@ class DataConfig:
         _one_of(self.src_tokenizer, TOKENIZERS, f"{where}: data.src_tokenizer")
         _one_of(self.tgt_tokenizer, TOKENIZERS, f"{where}: data.tgt_tokenizer")
         _one_of(self.metric, METRICS, f"{where}: data.metric")
+        if self.recipe is not None:
+            _one_of(self.recipe, RECIPES, f"{where}: data.recipe")
         if self.joint_subwords and (not self.src_tokenizer == self.tgt_tokenizer == "subword" or self.src_lowercase):
             raise AttendError(f"{where}: data.joint_subwords needs src_tokenizer and tgt_tokenizer both 'subword' "
                               "and src_lowercase false (one model serves both sides)")
@@ -230,6 +233,11 @@ def config_to_yaml(config: Config) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
+_SECTION_KEYS = {name: {f.name for f in dataclasses.fields(section)}
+                 for name, section in typing.get_type_hints(Config).items()
+                 if dataclasses.is_dataclass(section)}  # "train": {"lr", ...}, to point at a misplaced key
+
+
 def _build(cls, raw: dict, where: str, prefix: str):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
@@ -238,7 +246,10 @@ def _build(cls, raw: dict, where: str, prefix: str):
         dotted = f"{prefix}{key}"
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(fields)}"
+            elsewhere = [f"{section}.{key}" for section, keys in _SECTION_KEYS.items()
+                         if key in keys and f"{section}." != prefix]
+            hint = (f"; it is a key of another section: '{elsewhere[0]}'" if elsewhere and prefix else
+                    f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(fields)}")
             raise AttendError(f"{where}: unknown key '{dotted}'{hint}")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):

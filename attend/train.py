@@ -194,7 +194,7 @@ class Trainer:
         first_step, last_eval_step, batches = self.step, None, self._epoch_batches()
         while self.step < t.max_steps:
             if time.time() > deadline:  # checked first, so a resumed run whose budget is spent trains no step
-                stop_reason = f"time budget of {t.max_minutes:g} minutes"
+                stop_reason = f"time budget of {t.max_minutes:g} minute{'s' * (t.max_minutes != 1)}"
                 break
             if self.batch_in_epoch >= len(batches):
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
@@ -211,6 +211,8 @@ class Trainer:
                 window = LogWindow()
             if bar is not None:
                 bar.update(1)
+                if self.step - first_step < t.log_every:  # until the first log line, so the ETA is soon honest
+                    self._adjust_total(bar, start, deadline)
             if self.step % t.eval_every == 0:
                 last_eval_step, evaluation_began = self.step, time.time()
                 if self._evaluate_and_save():
@@ -220,7 +222,9 @@ class Trainer:
         if bar is not None:
             bar.close()
         if self.step == first_step > 0:  # a resumed run whose budget was spent: its checkpoint is already scored
-            stop_reason = f"nothing left to train ({stop_reason}); raise --max-steps or --max-minutes to go on"
+            budget = ("--max-minutes" if stop_reason.startswith("time budget") else
+                      "--max-steps" if stop_reason == "max_steps" else "train.max_epochs")
+            stop_reason = f"nothing left to train ({stop_reason}); raise {budget} to go on"
         elif last_eval_step != self.step:  # also a new run that trained no step: it still leaves a resumable folder
             self._evaluate_and_save()
         self._log(f"stopped at step {self.step}: {stop_reason}; best validation {self.config.data.metric} = "
@@ -401,12 +405,14 @@ class Trainer:
             return None
         from tqdm import tqdm
 
-        return tqdm(total=self.config.train.max_steps, initial=self.step, desc="training", unit="step",
-                    dynamic_ncols=True)
+        t = self.config.train
+        # under a time budget the total is unknown until the speed is: _adjust_total sets it
+        return tqdm(total=None if t.max_minutes > 0 else t.max_steps, initial=self.step, desc="training",
+                    unit="step", dynamic_ncols=True)
 
     def _adjust_total(self, bar, start, deadline) -> None:
         """Under a time budget, show the steps the budget allows, so the ETA is honest."""
-        if deadline == float("inf") or bar.n == 0:
+        if deadline == float("inf") or bar.n == bar.initial:
             return
         steps_per_s = (self.step - bar.initial) / max(time.time() - start, 1e-9)
         bar.total = min(self.config.train.max_steps, self.step + int(steps_per_s * max(deadline - time.time(), 0)))

@@ -22,6 +22,13 @@ def test_misspelled_key_names_key_and_suggests(tmp_path):
         load_config(path)
 
 
+def test_a_key_in_the_wrong_section_names_the_right_one(tmp_path):
+    with pytest.raises(AttendError, match=r"c\.yaml: unknown key 'model\.lr'; it is a key of another section: 'train\.lr'"):
+        load_config(write(tmp_path, "data: {recipe: reverse}\nmodel: {lr: 0.01}\n"))
+    with pytest.raises(AttendError, match=r"c\.yaml: data\.recipe must be one of g2p-cmudict, reverse, copy; got 'nope'"):
+        load_config(write(tmp_path, "data: {recipe: nope}\n"))
+
+
 def test_unknown_section(tmp_path):
     with pytest.raises(AttendError, match="unknown key 'trian'; did you mean 'train'"):
         load_config(write(tmp_path, "data: {recipe: reverse}\ntrian: {lr: 1}\n"))

@@ -72,3 +72,18 @@ def test_a_gzip_damaged_anywhere_gives_a_one_line_error(tmp_path):
             read_lines(path)
         with pytest.raises(AttendError, match=r"x\.gz"):
             count_lines(path)
+
+
+def test_a_missing_corpus_file_names_its_key_and_where_it_was_looked_for(tmp_path):
+    from attend.config import DataConfig
+    from attend.recipes import load_task
+
+    (tmp_path / "train.en").write_text("a\n")
+    (tmp_path / "train.de").write_text("b\n")
+    cfg = DataConfig(train_src="train.en", train_tgt="train.de", valid_src="val.en", valid_tgt="val.de",
+                     data_dir=str(tmp_path))
+    with pytest.raises(AttendError, match=r"val\.en: file not found \(data\.valid_src, read from data\.data_dir"):
+        load_task(cfg)
+    cfg.data_dir = None
+    with pytest.raises(AttendError, match=r"train\.en: file not found \(data\.train_src, read from the current folder"):
+        load_task(cfg)

@@ -190,6 +190,13 @@ def test_explain_command_writes_the_pictures(trained_folder, tmp_path, capsys):
     assert (out / "cross_attention_heads.png").stat().st_size > 5000
 
 
+def test_explain_replaces_an_earlier_explain_and_nothing_else(loaded, tmp_path):
+    (tmp_path / "explain.html").write_text("the page of another input")
+    (tmp_path / "notes.txt").write_text("the user's own")
+    explain([loaded], TEXT, tmp_path)  # no --html this time
+    assert not (tmp_path / "explain.html").exists() and (tmp_path / "notes.txt").read_text() == "the user's own"
+
+
 def test_an_out_folder_that_cannot_be_made_is_one_line(trained_folder, tmp_path, capsys):
     (tmp_path / "file").write_text("kept")
     assert main(["explain", "--model", str(trained_folder), "a", "--out", str(tmp_path / "file" / "sub")]) == 1

@@ -78,6 +78,7 @@ def explain(models: list[LoadedModel], text: str, out: Path, animate: bool = Fal
     labels = unique_labels(models)
     result = Explained([trace(m, text, *search_of(m, beam_size, alpha), top_k, label=label)
                         for m, label in zip(models, labels)])
+    forget_earlier_pictures(out, [t.label for t in result.traces] if len(models) > 1 else [])
     for t in result.traces:
         folder = make_folder(out / t.label if len(models) > 1 else out)
         result.files += write_heatmaps(t, folder)
@@ -107,6 +108,19 @@ def search_of(model: LoadedModel, beam_size: int | None, alpha: float | None) ->
     tuned = saved_search(model.path) if model.path is not None else {}
     return (beam_size if beam_size is not None else tuned.get("beam", 1),
             alpha if alpha is not None else tuned.get("alpha", 0.0))
+
+
+PICTURES = [f"{name}{suffix}.png" for name in MAP_NAMES.values() for suffix in ("", "_heads")] + [
+    "decoding.gif", "decoding.mp4", "compare.png", "explain.html"]  # every file name explain writes
+
+
+def forget_earlier_pictures(out: Path, subfolders: list[str]) -> None:
+    """Remove what an earlier explain wrote into `out` (and the model subfolders about to be used), so the
+    folder never mixes two inputs' pictures; other files are left alone."""
+    for folder in [out] + [out / name for name in subfolders]:
+        for name in PICTURES:
+            if (folder / name).is_file():
+                (folder / name).unlink()
 
 
 def make_folder(folder: Path) -> Path:

@@ -60,6 +60,11 @@ def load_task(cfg: DataConfig) -> Task:
         raise AttendError(f"unknown data.recipe {cfg.recipe!r}; choose g2p-cmudict, reverse or copy, or give train_src/train_tgt")
     if cfg.valid_src is None:
         raise AttendError("data.valid_src is required with file corpora (validation drives early stopping and keep-best)")
-    train = read_parallel(*corpus_paths(cfg, cfg.train_src, cfg.train_tgt))
-    valid = read_parallel(*corpus_paths(cfg, cfg.valid_src, cfg.valid_tgt))
+    keys = ("train_src", "train_tgt", "valid_src", "valid_tgt")
+    paths = corpus_paths(cfg, *(getattr(cfg, key) for key in keys))
+    for key, path in zip(keys, paths):
+        if path is not None and not path.is_file():
+            where = f"data.data_dir {cfg.data_dir}" if cfg.data_dir else "the current folder (no --data-dir given)"
+            raise AttendError(f"{path}: file not found (data.{key}, read from {where})")
+    train, valid = read_parallel(*paths[:2]), read_parallel(*paths[2:])
     return Task("files", train, [(s, [t]) for s, t in valid])
