@@ -109,7 +109,7 @@ def _add_decoding_commands(commands, debug: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="seed for sampling")
     p.add_argument("--truncate", action="store_true",
                    help="cut an input longer than the model takes to the tokens that fit, with a warning "
-                        "(default: stop with an error naming the line, before any output is written)")
+                        "(default: stop with an error naming the line; an --output file is then not written)")
     p.add_argument("--engine", choices=("attend", "ctranslate2"), default="attend",
                    help="run the model in attend (default) or in CTranslate2, where --model is a folder written by "
                         "'attend export' and --alpha is CTranslate2's length penalty (score / length ** alpha)")
@@ -269,7 +269,7 @@ def cmd_evaluate(args) -> int:
     sources, refs, source = read_test_set(args)
     loaded = load(args.model)
     options = search_options(args, loaded.path)
-    print(describe_search(options, args, loaded), file=sys.stderr)
+    print(describe_search(options, args, loaded, source), file=sys.stderr)
     translator = Translator(loaded, options, args.batch_size, int8=args.int8)
     hyps = translator.best(sources, source, progress=not args.quiet)
     if args.output:
@@ -297,7 +297,7 @@ def cmd_tune(args) -> int:
     results = tune_alpha(loaded, sources, refs, args.beam, args.alphas, args.batch_size, progress=not args.quiet,
                          metric=metric, on_result=lambda a, scores: print(f"{a:>6.2f}  {scores[metric]:.2f}", flush=True))
     alpha, value = best_alpha(results, metric)
-    if dict(results)[alpha].get("length_ratio", 1.0) == 0.0:
+    if all(scores["empty_outputs"] == len(sources) for _, scores in results):
         print("warning: every output is empty at every alpha; the model looks undertrained", file=sys.stderr)
     path = save_search(loaded.path, args.beam, alpha, metric, value, source)
     print(f"best: beam {args.beam}, alpha {alpha:g} ({metric} {value:.2f}); saved to {path}, "
@@ -392,31 +392,33 @@ def search_options(args, folder=None, ctranslate2: bool = False):
     from attend.tuning import saved_search
 
     tuned = saved_search(folder) if folder is not None else {}
+    sampling, nbest = getattr(args, "sample", False), getattr(args, "nbest", 1)
     beam = args.beam if args.beam is not None else tuned.get("beam", 1)
-    nbest = getattr(args, "nbest", 1)
-    if 1 <= beam < nbest and not getattr(args, "sample", False):
-        print(f"note: --nbest {nbest} needs {nbest} beams; searching with beam {nbest}", file=sys.stderr)
     alpha = args.alpha if args.alpha is not None else 0.0 if ctranslate2 else tuned.get("alpha", 0.0)
-    if ctranslate2 and args.alpha is None and tuned.get("alpha"):
+    if 1 <= beam < nbest and not sampling:  # SearchOptions.check widens it
+        print(f"note: --nbest {nbest} needs {nbest} beams; searching with beam {nbest}", file=sys.stderr)
+    if ctranslate2 and args.alpha is None and tuned.get("alpha") and max(beam, nbest) > 1 and not sampling:
         print(f"note: search.json's alpha {tuned['alpha']:g} is attend's length penalty; CTranslate2's is another "
               "formula, so it decodes with alpha 0 unless --alpha is given", file=sys.stderr)
-    return SearchOptions(beam_size=beam, nbest=getattr(args, "nbest", 1), alpha=alpha,
-                         sample=getattr(args, "sample", False), temperature=getattr(args, "temperature", 1.0),
-                         top_k=getattr(args, "top_k", 0), top_p=getattr(args, "top_p", 1.0),
-                         seed=getattr(args, "seed", None), truncate=getattr(args, "truncate", False))
+    return SearchOptions(beam_size=beam, nbest=nbest, alpha=alpha, sample=sampling,
+                         temperature=getattr(args, "temperature", 1.0), top_k=getattr(args, "top_k", 0),
+                         top_p=getattr(args, "top_p", 1.0), seed=getattr(args, "seed", None),
+                         truncate=getattr(args, "truncate", False))
 
 
-def describe_search(options, args, loaded) -> str:
-    """How evaluate decodes, and where those settings come from; a warning when they were tuned on the
-    very file being scored, which makes the score no longer a held-out one."""
+def describe_search(options, args, loaded, source: str) -> str:
+    """How evaluate decodes, and where those settings come from; a warning when search.json supplied them
+    after being tuned on `source` itself, which makes the score no longer a held-out one."""
     from attend.tuning import saved_search, tuned_on_same_file
 
     what = "greedy" if options.beam_size == 1 else f"beam {options.beam_size}, alpha {options.alpha:g}"
     saved = saved_search(loaded.path)
-    if not saved or (args.beam is not None and args.alpha is not None):
+    from_saved = [name for name, flag in (("beam", args.beam), ("alpha", args.alpha))
+                  if flag is None and (name == "beam" or options.beam_size > 1)]  # alpha matters only to beams
+    if not saved or not from_saved:
         return f"decoding: {what}"
-    line = f"decoding: {what} (search.json, tuned on {saved['tuned_on'] or 'unknown data'})"
-    if tuned_on_same_file(saved, args.src or args.lexicon):
+    line = f"decoding: {what} ({' and '.join(from_saved)} from search.json, tuned on {saved['tuned_on'] or 'unknown data'})"
+    if tuned_on_same_file(saved, source):
         line += ("\nwarning: search.json was tuned on this same file, so this score is not a held-out one; "
                  "tune on validation data, or give --beam and --alpha")
     return line

@@ -81,7 +81,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return precision
     if device.type == "cuda":
         # native bf16 only (Ampere and later): older cards emulate it slowly, and take fp16 with loss scaling
-        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+        try:
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # PyTorch before 2.4 counts native support only, and has no such argument
+            native = torch.cuda.is_bf16_supported()
+        return "bf16" if native else "fp16"
     if device.type == "cpu" and cpu_has_bf16() and matmul_gflops(torch.bfloat16) > 1.2 * matmul_gflops(torch.float32):
         return "bf16"
     return "fp32"

@@ -77,7 +77,8 @@ def check_length(tokens: list[str], limit: int, source: str, number: int, trunca
     if len(tokens) + 1 > limit:
         raise AttendError(f"{source}:{number}: input has {len(tokens)} tokens, more than this model takes "
                           f"({limit - 1}); split the line, or train a model that takes longer ones "
-                          "(model.max_positions, and data.max_len for learned positions), or give --truncate")
+                          "(model.max_positions, and data.max_len for learned positions), or cut it with "
+                          "'attend translate --truncate'")
     return tokens
 
 

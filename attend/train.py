@@ -222,9 +222,10 @@ class Trainer:
         if bar is not None:
             bar.close()
         if self.step == first_step > 0:  # a resumed run whose budget was spent: its checkpoint is already scored
-            budget = ("--max-minutes" if stop_reason.startswith("time budget") else
-                      "--max-steps" if stop_reason == "max_steps" else "train.max_epochs")
-            stop_reason = f"nothing left to train ({stop_reason}); raise {budget} to go on"
+            advice = ("raise --max-minutes to go on" if stop_reason.startswith("time budget") else
+                      "raise --max-steps to go on" if stop_reason == "max_steps" else
+                      "train.max_epochs is spent; a new run with more epochs can go further")
+            stop_reason = f"nothing left to train ({stop_reason}); {advice}"
         elif last_eval_step != self.step:  # also a new run that trained no step: it still leaves a resumable folder
             self._evaluate_and_save()
         self._log(f"stopped at step {self.step}: {stop_reason}; best validation {self.config.data.metric} = "
@@ -407,7 +408,8 @@ class Trainer:
 
         t = self.config.train
         # under a time budget the total is unknown until the speed is: _adjust_total sets it
-        return tqdm(total=None if t.max_minutes > 0 else t.max_steps, initial=self.step, desc="training",
+        timed = 0 < t.max_minutes < float("inf")
+        return tqdm(total=None if timed else t.max_steps, initial=self.step, desc="training",
                     unit="step", dynamic_ncols=True)
 
     def _adjust_total(self, bar, start, deadline) -> None:

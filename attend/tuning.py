@@ -24,7 +24,8 @@ def tune_alpha(loaded: LoadedModel, sources: list[str], refs: list[list[str]], b
                metric: str | None = None, on_result: Callable[[float, dict], None] | None = None
                ) -> list[tuple[float, dict]]:
     """The validation scores of beam search for each alpha, in the order given: every metric the task has,
-    and `metric` too when it is not one of them. `on_result(alpha, scores)` hears each as it is done."""
+    `metric` too when it is not one of them, and the count of empty outputs. `on_result(alpha, scores)` hears
+    each as it is done."""
     results = []
     for number, alpha in enumerate(alphas, 1):
         translator = Translator(loaded, SearchOptions(beam_size=beam_size, alpha=alpha), batch_size)
@@ -32,6 +33,7 @@ def tune_alpha(loaded: LoadedModel, sources: list[str], refs: list[list[str]], b
         scores = score(loaded.config.data.metric, hyps, refs)
         if metric is not None and metric not in scores:
             scores.update(score(metric, hyps, refs))
+        scores["empty_outputs"] = sum(not h.strip() for h in hyps)
         results.append((alpha, scores))
         if on_result is not None:
             on_result(alpha, scores)

@@ -1,6 +1,8 @@
 """The command line as a user meets it: outputs, formats, help, and one-line errors with non-zero exits."""
 
 import gzip
+import io
+import select
 import shutil
 import subprocess
 import sys
@@ -49,7 +51,9 @@ def test_piped_lines_are_answered_as_they_come(trained_folder):
         for line in (b"a b c\n", b"d e\n"):
             process.stdin.write(line)
             process.stdin.flush()
-            answers.append(process.stdout.readline())  # blocks until that line's answer: the input is still open
+            ready, _, _ = select.select([process.stdout], [], [], 60)  # the input is still open: no end to wait for
+            assert ready, "no answer within 60 s while the input stayed open"
+            answers.append(process.stdout.readline())
         process.stdin.close()
         assert process.wait(timeout=60) == 0 and process.stdout.read() == b""
     finally:
@@ -57,6 +61,26 @@ def test_piped_lines_are_answered_as_they_come(trained_folder):
     batched = subprocess.run([sys.executable, "-m", "attend", "translate", "--model", str(trained_folder)],
                              input=b"a b c\nd e\n", capture_output=True).stdout
     assert b"".join(answers) == batched
+
+
+def test_a_stdin_with_no_file_behind_it_still_reads(trained_folder, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\xef\xbb\xbfa b c\nd e\n")))  # as in a notebook
+    code, out, _ = run(capsys, "translate", "--model", str(trained_folder))
+    assert code == 0 and out == run(capsys, "translate", "--model", str(trained_folder), "a b c", "d e")[1]
+
+
+def test_tune_counts_empty_outputs_for_its_warning(trained_folder):
+    import torch
+
+    from attend.checkpoint import load_model
+    from attend.data.vocab import EOS_ID
+    from attend.tuning import tune_alpha
+
+    silent = load_model(trained_folder)
+    with torch.no_grad():
+        silent.model.out.bias[EOS_ID] = 1e4  # ends every output at once
+    results = tune_alpha(silent, ["a b", "c d e"], [["b a"], ["e d c"]], 2, [0.0, 1.0])
+    assert [scores["empty_outputs"] for _, scores in results] == [2, 2]
 
 
 def test_stream_lines_reads_a_last_line_without_newline_and_strips_a_bom(tmp_path):
@@ -129,13 +153,13 @@ def test_evaluate_names_its_search_and_warns_when_it_was_tuned_on_the_scored_fil
                "--beam", "3", "--alphas", "0.6", "--quiet")[0] == 0
     _, _, err = run(capsys, "evaluate", "-m", str(model), "--src", str(tmp_path / "test"), "--ref",
                     str(tmp_path / "test.ref"), "--quiet")
-    assert err.startswith("decoding: beam 3, alpha 0.6 (search.json, tuned on ") and "warning" not in err
+    assert err.startswith("decoding: beam 3, alpha 0.6 (beam and alpha from search.json, tuned on ") and "warning" not in err
     _, _, err = run(capsys, "evaluate", "-m", str(model), "--src", str(tmp_path / "val"), "--ref",
                     str(tmp_path / "val.ref"), "--quiet")
     assert "warning: search.json was tuned on this same file" in err
     _, _, err = run(capsys, "evaluate", "-m", str(model), "--src", str(tmp_path / "val"), "--ref",
-                    str(tmp_path / "val.ref"), "--beam", "1", "--alpha", "0", "--quiet")
-    assert err.strip() == "decoding: greedy"
+                    str(tmp_path / "val.ref"), "--beam", "1", "--quiet")
+    assert err.strip() == "decoding: greedy"  # search.json gave nothing, so no warning about it
     _, out, _ = run(capsys, "info", "-m", str(model))
     assert "search         beam 3, alpha 0.6 (search.json, tuned on " in out
 

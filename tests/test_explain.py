@@ -191,10 +191,12 @@ def test_explain_command_writes_the_pictures(trained_folder, tmp_path, capsys):
 
 
 def test_explain_replaces_an_earlier_explain_and_nothing_else(loaded, tmp_path):
-    (tmp_path / "explain.html").write_text("the page of another input")
-    (tmp_path / "notes.txt").write_text("the user's own")
-    explain([loaded], TEXT, tmp_path)  # no --html this time
-    assert not (tmp_path / "explain.html").exists() and (tmp_path / "notes.txt").read_text() == "the user's own"
+    (tmp_path / "decoding.mp4").write_text("the user's own video, named as explain names its own")
+    explain([loaded], "a b", tmp_path, html=True)
+    assert (tmp_path / "explain.html").exists()
+    explain([loaded], TEXT, tmp_path)  # another input, no --html this time
+    assert not (tmp_path / "explain.html").exists()  # the earlier input's page is gone
+    assert (tmp_path / "decoding.mp4").read_text().startswith("the user's own")  # explain did not write it
 
 
 def test_an_out_folder_that_cannot_be_made_is_one_line(trained_folder, tmp_path, capsys):

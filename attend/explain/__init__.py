@@ -7,6 +7,7 @@ over the shared model interface, so all three families get the same pictures.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def explain(models: list[LoadedModel], text: str, out: Path, animate: bool = Fal
     labels = unique_labels(models)
     result = Explained([trace(m, text, *search_of(m, beam_size, alpha), top_k, label=label)
                         for m, label in zip(models, labels)])
-    forget_earlier_pictures(out, [t.label for t in result.traces] if len(models) > 1 else [])
+    remove_earlier_pictures(out)
     for t in result.traces:
         folder = make_folder(out / t.label if len(models) > 1 else out)
         result.files += write_heatmaps(t, folder)
@@ -98,6 +99,7 @@ def explain(models: list[LoadedModel], text: str, out: Path, animate: bool = Fal
         from attend.explain.page import write_page
 
         result.files.append(write_page(result.traces, out / "explain.html"))
+    remember_pictures(out, result.files)
     return result
 
 
@@ -110,17 +112,28 @@ def search_of(model: LoadedModel, beam_size: int | None, alpha: float | None) ->
             alpha if alpha is not None else tuned.get("alpha", 0.0))
 
 
-PICTURES = [f"{name}{suffix}.png" for name in MAP_NAMES.values() for suffix in ("", "_heads")] + [
-    "decoding.gif", "decoding.mp4", "compare.png", "explain.html"]  # every file name explain writes
+WRITTEN = ".explain-files.json"  # in --out: what the last explain wrote there, so the next can replace it
 
 
-def forget_earlier_pictures(out: Path, subfolders: list[str]) -> None:
-    """Remove what an earlier explain wrote into `out` (and the model subfolders about to be used), so the
-    folder never mixes two inputs' pictures; other files are left alone."""
-    for folder in [out] + [out / name for name in subfolders]:
-        for name in PICTURES:
-            if (folder / name).is_file():
-                (folder / name).unlink()
+def remove_earlier_pictures(out: Path) -> None:
+    """Delete the files that the last explain into `out` wrote (as its list says), so the folder never mixes
+    two inputs' pictures; files it did not write are never touched."""
+    listing = out / WRITTEN
+    try:
+        earlier = json.loads(listing.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    for name in earlier if isinstance(earlier, list) else []:
+        path = out / str(name)
+        if path.resolve().is_relative_to(out.resolve()) and path.is_file():
+            path.unlink()
+    listing.unlink(missing_ok=True)
+
+
+def remember_pictures(out: Path, files: list[Path]) -> None:
+    """Write the list that `remove_earlier_pictures` reads next time."""
+    names = [p.relative_to(out).as_posix() for p in files if p.is_relative_to(out)]
+    (out / WRITTEN).write_text(json.dumps(names, indent=1), encoding="utf-8")
 
 
 def make_folder(folder: Path) -> Path:

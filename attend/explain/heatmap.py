@@ -93,8 +93,10 @@ def plot_side_by_side(panels: list[tuple[str, np.ndarray | None, list[str], list
             ax.text(0.5, 0.5, f"{title}\n\nno attention: the decoder sees only\nthe encoder's final state",
                     ha="center", va="center", fontsize=9, wrap=True)
         else:
-            draw_map(ax, weights, rows, cols, title)
+            image = draw_map(ax, weights, rows, cols, title)
     fig.tight_layout()
+    if any(weights is not None for _, weights, _, _ in panels):
+        fig.colorbar(image, ax=axes[0].tolist(), shrink=0.6, label="attention weight")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
