@@ -197,6 +197,52 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
+@dataclass
+class _BeamStep:
+    """What one beam-search step keeps: per surviving beam (k per live sentence, in order) its score, its row
+    of the previous step, its new token and its whole output so far; and the hypotheses that ended."""
+
+    scores: list[float]
+    parents: list[int]
+    tokens: list[int]
+    history: list[list[int]]
+    ended: list[tuple[int, int, float]]  # (sentence, parent beam, score divided by the length penalty)
+
+
+def _advance(top_scores: list[list[float]], top_index: list[list[int]], vocab: int, k: int, active: list[int],
+             history: list[list[list[int]]], finished: list[list[Hypothesis]], penalty: float) -> _BeamStep:
+    """The bookkeeping of a step on each live sentence's best 2k candidates (Python lists cost less here than
+    the dozens of tiny tensor calls it would otherwise take): an ending among the top k is final and goes to
+    `finished`, and the best k candidates that do not end carry on."""
+    step = _BeamStep([], [], [], [], [])
+    for row, (row_scores, row_index) in enumerate(zip(top_scores, top_index)):
+        sentence, kept = active[row], 0
+        for rank, (score, index) in enumerate(zip(row_scores, row_index)):
+            parent, token = divmod(index, vocab)
+            if token == EOS_ID:
+                if rank < k and score > float("-inf"):
+                    finished[sentence].append(Hypothesis(list(history[row][parent]), score / penalty))
+                    step.ended.append((sentence, parent, score / penalty))
+            elif kept < k:
+                step.scores.append(score)
+                step.parents.append(row * k + parent)
+                step.tokens.append(token)
+                step.history.append(history[row][parent] + [token])
+                kept += 1
+    return step
+
+
+def _sentences_done(live_scores: list[float], k: int, active: list[int], finished: list[list[Hypothesis]],
+                    nbest: int, alpha: float) -> list[bool]:
+    """Per live sentence, whether its search is over. Without a length penalty scores only fall as outputs
+    grow, so it is once no live beam can beat its nbest-th finished hypothesis; with one a longer output may
+    still win, so it is at k finished hypotheses, as is usual."""
+    if alpha != 0.0:
+        return [len(finished[s]) >= k for s in active]
+    return [len(finished[s]) >= nbest and max(live_scores[row * k:(row + 1) * k]) <=
+            sorted(h.score for h in finished[s])[-nbest] for row, s in enumerate(active)]
+
+
 @torch.inference_mode()
 def beam_search(model: Seq2Seq, src, src_mask, max_len, beam_size: int = 5, alpha: float = 0.0,
                 nbest: int = 1, on_step: Optional[Callable] = None) -> list[list[Hypothesis]]:
@@ -238,40 +284,18 @@ def beam_search(model: Seq2Seq, src, src_mask, max_len, beam_size: int = 5, alph
         candidates = (scores[:, :, None] + logp.view(n, k, vocab)).view(n, k * vocab)
         top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # (n, 2k)
 
-        # The rest of a step is bookkeeping on at most 2k numbers per sentence: Python lists cost less
-        # than the dozens of tiny tensor calls it would otherwise take.
-        penalty = length_penalty(t + 1, alpha)
-        ended_here, next_scores, parents, next_tokens, next_history = [], [], [], [], []
-        for row, (row_scores, row_index) in enumerate(zip(top_scores.tolist(), top_index.tolist())):
-            sentence, kept = active[row], 0
-            for rank, (score, index) in enumerate(zip(row_scores, row_index)):
-                parent, token = divmod(index, vocab)
-                if token == EOS_ID:  # among the top k, an ending is final
-                    if rank < k and score > float("-inf"):
-                        finished[sentence].append(Hypothesis(list(history[row][parent]), score / penalty))
-                        ended_here.append((sentence, parent, score / penalty))
-                elif kept < k:  # the best k candidates that do not end here carry on
-                    next_scores.append(score)
-                    parents.append(row * k + parent)
-                    next_tokens.append(token)
-                    next_history.append(history[row][parent] + [token])
-                    kept += 1
-        scores = torch.tensor(next_scores, device=src.device).view(n, k)
-        history = [next_history[row * k:(row + 1) * k] for row in range(n)]
-        state = select_rows(state, torch.tensor(parents, device=src.device))
+        step = _advance(top_scores.tolist(), top_index.tolist(), vocab, k, active, history, finished,
+                        length_penalty(t + 1, alpha))
+        scores = torch.tensor(step.scores, device=src.device).view(n, k)
+        history = [step.history[row * k:(row + 1) * k] for row in range(n)]
+        state = select_rows(state, torch.tensor(step.parents, device=src.device))
         if on_step is not None:
-            beam = torch.tensor(parents).view(n, k) - torch.arange(n)[:, None] * k
-            on_step(t, list(active), beam, torch.tensor(next_tokens).view(n, k), scores, ended_here)
-
-        if alpha == 0.0:
-            # scores only fall as outputs grow, so a sentence is done once no live beam can beat its n-th best
-            done = [len(finished[s]) >= nbest and max(next_scores[row * k:(row + 1) * k]) <=
-                    sorted(h.score for h in finished[s])[-nbest] for row, s in enumerate(active)]
-        else:  # with a length bonus a longer output may still win; stop at beam_size finished, as is usual
-            done = [len(finished[s]) >= k for s in active]
+            beam = torch.tensor(step.parents).view(n, k) - torch.arange(n)[:, None] * k
+            on_step(t, list(active), beam, torch.tensor(step.tokens).view(n, k), scores, step.ended)
+        done = _sentences_done(step.scores, k, active, finished, nbest, alpha)
         if all(done):
             break
-        prev = torch.tensor(next_tokens, device=src.device)
+        prev = torch.tensor(step.tokens, device=src.device)
         if any(done):
             keep_rows = [row for row, d in enumerate(done) if not d]
             active, history = [active[r] for r in keep_rows], [history[r] for r in keep_rows]
