@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import matplotlib
 
@@ -157,40 +157,60 @@ class DecodingAnimation:
         side.set_ylim(0, 1)
 
 
-def render_frames(scene: DecodingAnimation, dpi: int = 90) -> list[np.ndarray]:
-    """Every frame drawn once, as (height, width, 3) RGB arrays."""
+def render_frames(scene: DecodingAnimation, dpi: int = 90) -> Iterator[np.ndarray]:
+    """Every frame drawn once, as (height, width, 3) RGB arrays, one at a time."""
     scene.fig.set_dpi(dpi)
-    frames = []
     for i in range(scene.frames):
         scene.draw(i)
         scene.fig.canvas.draw()
-        frames.append(np.asarray(scene.fig.canvas.buffer_rgba())[..., :3].copy())
-    return frames
+        yield np.asarray(scene.fig.canvas.buffer_rgba())[..., :3].copy()
 
 
-def write_gif(frames: list[np.ndarray], path: Path, fps: float) -> Path:
-    first, *rest = (Image.fromarray(f) for f in frames)
+def write_gif(frames: list[Image.Image], path: Path, fps: float) -> Path:
+    first, *rest = frames
     first.save(path, save_all=True, append_images=rest, duration=round(1000 / fps), loop=0)
     return Path(path)
 
 
-def write_mp4(frames: list[np.ndarray], path: Path, fps: float) -> Path:
-    """H.264 through ffmpeg, raw frames piped in; sizes padded to even numbers as yuv420p needs."""
-    height, width = frames[0].shape[:2]
-    command = [shutil.which("ffmpeg") or "ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{width}x{height}", "-r", f"{fps}", "-i", "-", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
-               "-pix_fmt", "yuv420p", "-c:v", "libx264", str(path)]
-    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as ffmpeg:
+class VideoStream:
+    """An H.264 MP4 written by ffmpeg as frames arrive, raw RGB piped in (sizes padded to even numbers, as
+    yuv420p needs), so the frames never need to be held all at once."""
+
+    def __init__(self, path: Path, fps: float):
+        self.path, self.fps, self.ffmpeg = Path(path), fps, None
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.ffmpeg is None:  # started by the first frame, which gives the size
+            height, width = frame.shape[:2]
+            command = [shutil.which("ffmpeg") or "ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo",
+                       "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{self.fps}", "-i", "-",
+                       "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-pix_fmt", "yuv420p", "-c:v", "libx264",
+                       str(self.path)]
+            self.ffmpeg = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.PIPE)
         try:
-            for frame in frames:  # one at a time, not all frames joined into one more copy
-                ffmpeg.stdin.write(frame.tobytes())
-        except BrokenPipeError:  # ffmpeg stopped early; its message says why
+            self.ffmpeg.stdin.write(frame.tobytes())
+        except BrokenPipeError:  # ffmpeg stopped early; finish() reports its message
             pass
-        ffmpeg.stdin.close()
-        message = ffmpeg.stderr.read().decode(errors="replace").strip().splitlines()
-    if ffmpeg.returncode != 0:
-        raise AttendError(f"{path}: ffmpeg could not write the video ({(message or ['no message'])[-1]})")
-    return Path(path)
+
+    def finish(self) -> Path:
+        """Wait for ffmpeg; the MP4's path, or a one-line error with ffmpeg's last words."""
+        try:
+            self.ffmpeg.stdin.close()
+        except BrokenPipeError:
+            pass
+        message = self.ffmpeg.stderr.read().decode(errors="replace").strip().splitlines()
+        if self.ffmpeg.wait() != 0:
+            self.path.unlink(missing_ok=True)
+            raise AttendError(f"{self.path}: ffmpeg could not write the video ({(message or ['no message'])[-1]})")
+        return self.path
+
+    def abandon(self) -> None:
+        """Stop ffmpeg and remove its partial file (when drawing failed half-way)."""
+        if self.ffmpeg is not None:
+            self.ffmpeg.kill()
+            self.ffmpeg.wait()
+            self.path.unlink(missing_ok=True)
 
 
 @plain_text
@@ -198,19 +218,29 @@ def animate(trace: Trace, path: Path, fps: float = 1.5, mp4: bool = True,
             warn: Callable[[str], None] | None = None) -> list[Path]:
     """Write `path` (GIF) and, where ffmpeg is installed and `mp4`, the same frames as an MP4 beside it.
 
-    An ffmpeg that fails costs the MP4 only: `warn` (when given) is told why, and the GIF stays.
+    Each frame goes to ffmpeg as it is drawn and is kept for the GIF as a 256-colour image, as the GIF
+    stores it, a third of its RGB size. An ffmpeg that fails costs the MP4 only: `warn` (when given) is
+    told why, and the GIF stays.
     """
     scene = DecodingAnimation(trace)
+    video = VideoStream(Path(path).with_suffix(".mp4"), fps) if mp4 and shutil.which("ffmpeg") else None
+    frames = []
     try:
-        frames = render_frames(scene)
+        for rgb in render_frames(scene):
+            frames.append(Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE))
+            if video is not None:
+                video.write(rgb)
+    except BaseException:
+        if video is not None:
+            video.abandon()
+        raise
     finally:
         plt.close(scene.fig)
     written = [write_gif(frames, path, fps)]
-    if mp4 and shutil.which("ffmpeg"):
+    if video is not None:
         try:
-            written.append(write_mp4(frames, Path(path).with_suffix(".mp4"), fps))
+            written.append(video.finish())
         except AttendError as e:
-            Path(path).with_suffix(".mp4").unlink(missing_ok=True)
             if warn is None:
                 raise
             warn(f"warning: {e}; the GIF is written")
