@@ -219,6 +219,8 @@ class Trainer:
                     stop_reason = f"no improvement in {t.patience} evaluations"
                     break
                 window.start += time.time() - evaluation_began  # tokens/s counts training time only
+        if window.steps:  # the steps since the last log line: a run shorter than log_every still has its rate
+            self._log_window(window, bar, start, deadline)
         if bar is not None:
             bar.close()
         if self.step == first_step > 0:  # a resumed run whose budget was spent: its checkpoint is already scored

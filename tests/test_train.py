@@ -42,6 +42,13 @@ def test_plain_rnn_learns_copy(tmp_path):
     assert summary["best"] >= 75.0, summary  # on inputs training never showed; its bottleneck keeps it near 85
 
 
+def test_a_run_shorter_than_a_log_window_still_logs_its_loss_and_rate(tmp_path):
+    train(tiny_config(train={"max_steps": 7, "eval_every": 7, "log_every": 50}), tmp_path / "m", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "m" / "metrics.jsonl").read_text().splitlines()]
+    rated = [r for r in records if "tokens_per_s" in r]
+    assert [r["step"] for r in rated] == [7] and rated[0]["tokens_per_s"] > 0
+
+
 def test_model_folder_contents_and_logs(trained_folder):
     names = {p.name for p in trained_folder.iterdir()}
     assert {"config.yaml", "vocab.json", "tokenizers.json", "model.safetensors", "meta.json", "train.log",
@@ -247,7 +254,7 @@ def test_the_first_loss_logged_after_a_resume_averages_its_own_steps(tmp_path):
     resume(folder, progress=False, max_steps=30)
     losses = {r["step"]: r["loss"] for r in map(json.loads, (folder / "metrics.jsonl").read_text().splitlines())
               if "loss" in r}
-    assert sorted(losses) == [10, 20, 30]
+    assert sorted(losses) == [10, 15, 20, 30]  # 15: the first sitting's last steps, logged as it stopped
     assert losses[20] == pytest.approx(losses[30], rel=0.1) and losses[20] == pytest.approx(losses[10], rel=0.1)
 
 

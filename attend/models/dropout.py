@@ -7,8 +7,8 @@ element gets 16 random bits instead, four from each 64-bit draw of the same
 default generator, so `torch.manual_seed` and the RNG state saved in a
 checkpoint govern it as before. An element is dropped when its 16 bits fall
 below round(p * 65536), so the dropped share is p to within 1/65536, and the
-kept ones are scaled by the inverse of the kept share (exact in fp32; rounded to
-the tensor's dtype in bf16, e.g. 1.109 for 1/0.9). Forward and
+kept ones are scaled by the inverse of the kept share (to fp32's precision in
+fp32; rounded to the tensor's dtype in bf16, e.g. 1.109 for 1/0.9). Forward and
 backward together, 2 threads: 15 ms instead of 40 for 3.1 million numbers, 55
 instead of 159 for 12.3 million, and a whole training step of that model 5.75 s
 instead of 6.79 (benchmarks/dropout.py).

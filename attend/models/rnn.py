@@ -42,7 +42,8 @@ class RNNEncoder(nn.Module):
         self.directions = directions
 
     def forward(self, src, src_mask):
-        """-> states (batch, src_len, hidden), final (batch, hidden) [, final cell (batch, hidden)]."""
+        """-> states (batch, src_len, hidden), and a list of the top layer's final hidden state (batch, hidden)
+        [and an LSTM's final cell state, the same shape], both directions joined when bidirectional."""
         lengths = src_mask.sum(1).cpu()
         packed = pack_padded_sequence(self.dropout(self.embed(src)), lengths, batch_first=True, enforce_sorted=False)
         output, final = self.rnn(packed)
