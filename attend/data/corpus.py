@@ -108,8 +108,8 @@ class StreamLines:
             return True
         try:
             return bool(select.select([self.fd], [], [], 0)[0])
-        except (OSError, ValueError):  # a stream select cannot watch (Windows pipes): never hold answers back
-            return False
+        except (OSError, ValueError):  # a stream select cannot watch (Windows): a terminal is answered line by
+            return not os.isatty(self.fd)  # line, a pipe or file in whole batches
 
 
 def count_lines(path: str | Path) -> int:
