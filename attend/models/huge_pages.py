@@ -11,7 +11,8 @@ Linux gives an anonymous mapping 2 MB pages when it is 2 MB-aligned and asked to
 with madvise(MADV_HUGEPAGE) (transparent huge pages, in their default
 "madvise" mode). Weights are packed one after another into such mappings
 (`Arena`); elsewhere, or with ATTEND_HUGE_PAGES=0, `on_huge_pages` returns the
-tensor unchanged. A mapping is released when the last tensor in it is.
+tensor unchanged. A mapping is released when the last tensor in it is, except the
+arena's current one, which stays for the next copies (16 MB, or one larger weight).
 """
 
 from __future__ import annotations
