@@ -389,12 +389,11 @@ def search_options(args, folder=None, ctranslate2: bool = False):
     """Search settings from the flags; beam and alpha not given come from the model folder's search.json, else
     greedy. CTranslate2 takes the tuned beam but not the alpha: its length penalty is another formula."""
     from attend.inference import SearchOptions
-    from attend.tuning import saved_search
+    from attend.tuning import resolve_search, saved_search
 
-    tuned = saved_search(folder) if folder is not None else {}
+    tuned = saved_search(folder)
     sampling, nbest = getattr(args, "sample", False), getattr(args, "nbest", 1)
-    beam = args.beam if args.beam is not None else tuned.get("beam", 1)
-    alpha = args.alpha if args.alpha is not None else 0.0 if ctranslate2 else tuned.get("alpha", 0.0)
+    beam, alpha = resolve_search(tuned, args.beam, 0.0 if ctranslate2 and args.alpha is None else args.alpha)
     if 1 <= beam < nbest and not sampling:  # SearchOptions.check widens it
         print(f"note: --nbest {nbest} needs {nbest} beams; searching with beam {nbest}", file=sys.stderr)
     if ctranslate2 and args.alpha is None and tuned.get("alpha") and max(beam, nbest) > 1 and not sampling:

@@ -62,9 +62,18 @@ def tuned_on_same_file(saved: dict, source: str) -> bool:
     return bool(tuned_on) and Path(source).is_file() and Path(tuned_on) == Path(source).resolve()
 
 
-def saved_search(folder: Path) -> dict:
+def resolve_search(tuned: dict, beam_size: int | None, alpha: float | None) -> tuple[int, float]:
+    """(beam size, alpha) as given, else as `tuned` (a folder's `saved_search`) has them, else greedy: how
+    translate, evaluate and explain decide how to search."""
+    return (beam_size if beam_size is not None else tuned.get("beam", 1),
+            alpha if alpha is not None else tuned.get("alpha", 0.0))
+
+
+def saved_search(folder: Path | None) -> dict:
     """The tuned beam and alpha of a model folder and the file they were tuned on, or {} when it has none
-    (or an unreadable one)."""
+    (or an unreadable one, or there is no folder)."""
+    if folder is None:
+        return {}
     try:
         saved = json.loads((Path(folder) / SEARCH).read_text(encoding="utf-8"))
         return {"beam": int(saved["beam"]), "alpha": float(saved["alpha"]), "tuned_on": str(saved.get("tuned_on", ""))}

@@ -15,6 +15,7 @@ from attend.checkpoint import LoadedModel
 from attend.errors import AttendError
 from attend.explain.alignment import alignment
 from attend.explain.trace import Trace, trace
+from attend.tuning import resolve_search, saved_search
 
 MAP_NAMES = {"cross": "cross_attention", "encoder": "encoder_self_attention", "decoder": "decoder_self_attention"}
 MAP_TITLES = {"cross": "cross-attention", "encoder": "encoder self-attention", "decoder": "decoder self-attention"}
@@ -77,8 +78,9 @@ def explain(models: list[LoadedModel], text: str, out: Path, animate: bool = Fal
     if out.exists() and not out.is_dir():
         raise AttendError(f"{out}: is a file; --out takes the folder the pictures go into")
     labels = unique_labels(models)
-    result = Explained([trace(m, text, *search_of(m, beam_size, alpha), top_k, label=label)
-                        for m, label in zip(models, labels)])
+    searches = [resolve_search(saved_search(m.path), beam_size, alpha) for m in models]
+    result = Explained([trace(m, text, beam, model_alpha, top_k, label=label)
+                        for m, (beam, model_alpha), label in zip(models, searches, labels)])
     remove_earlier_pictures(out)
     for t in result.traces:
         folder = make_folder(out / t.label if len(models) > 1 else out)
@@ -101,15 +103,6 @@ def explain(models: list[LoadedModel], text: str, out: Path, animate: bool = Fal
         result.files.append(write_page(result.traces, out / "explain.html"))
     remember_pictures(out, result.files)
     return result
-
-
-def search_of(model: LoadedModel, beam_size: int | None, alpha: float | None) -> tuple[int, float]:
-    """(beam size, alpha) for a model: as given, else its tuned search.json, else greedy."""
-    from attend.tuning import saved_search
-
-    tuned = saved_search(model.path) if model.path is not None else {}
-    return (beam_size if beam_size is not None else tuned.get("beam", 1),
-            alpha if alpha is not None else tuned.get("alpha", 0.0))
 
 
 WRITTEN = ".explain-files.json"  # in --out: what the last explain wrote there, so the next can replace it

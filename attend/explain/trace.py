@@ -123,7 +123,7 @@ def trace(loaded: LoadedModel, text: str, beam_size: int = 1, alpha: float = 0.0
         beam_steps=beam_steps,
         beam_size=beam_size,
         score=float(logp.gather(1, torch.tensor(out_ids, device=src.device)[:, None]).sum()),
-        forced_end=len(out_ids) == max_len and itos[int(top[-1, 0])] != itos[EOS_ID],
+        forced_end=len(out_ids) == max_len and int(top[-1, 0]) != EOS_ID,
     )
 
 

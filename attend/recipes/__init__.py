@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from attend.config import DataConfig
+from attend.config import RECIPES, DataConfig
 from attend.data.corpus import read_parallel
 from attend.errors import AttendError
 
@@ -57,7 +57,7 @@ def load_task(cfg: DataConfig) -> Task:
 
         return load(cfg.recipe, cfg.synthetic_size, cfg.synthetic_vocab, cfg.synthetic_max_len)
     if cfg.recipe is not None:
-        raise AttendError(f"unknown data.recipe {cfg.recipe!r}; choose g2p-cmudict, reverse or copy, or give train_src/train_tgt")
+        raise AttendError(f"unknown data.recipe {cfg.recipe!r}; choose {', '.join(RECIPES)}, or give train_src/train_tgt")
     if cfg.valid_src is None:
         raise AttendError("data.valid_src is required with file corpora (validation drives early stopping and keep-best)")
     keys = ("train_src", "train_tgt", "valid_src", "valid_tgt")
