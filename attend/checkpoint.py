@@ -358,18 +358,23 @@ def load_tokenizers(folder: Path) -> tuple[Tokenizer, Tokenizer]:
     return toks[0], toks[1]
 
 
+def load_vocabs(folder: Path) -> tuple[Vocab, Vocab]:
+    """The source and target vocabularies saved in a folder (vocab.json)."""
+    vocab = read_json(folder / VOCAB)
+    try:
+        return Vocab(vocab["src"]), Vocab(vocab["tgt"])
+    except (KeyError, TypeError) as e:
+        raise AttendError(f"{folder}: vocab.json lacks {e}; the model folder is damaged") from None
+
+
 def load_model(folder: str | Path, weights_from: Path | None = None) -> LoadedModel:
     """A model folder (or, with `weights_from`, one of its checkpoints) ready for inference."""
     folder = Path(folder)
     if not folder.is_dir():
         raise AttendError(f"{folder}: model folder not found; train one with 'attend train' or 'attend quickstart'")
     config = load_folder_config(folder)
-    vocab = read_json(folder / VOCAB)
+    src_vocab, tgt_vocab = load_vocabs(folder)
     toks = load_tokenizers(folder)
-    try:
-        src_vocab, tgt_vocab = Vocab(vocab["src"]), Vocab(vocab["tgt"])
-    except (KeyError, TypeError) as e:
-        raise AttendError(f"{folder}: vocab.json lacks {e}; the model folder is damaged") from None
     source = weights_from or folder
     meta = read_json(source / META)
     model = build_model(config.model, len(src_vocab), len(tgt_vocab))

@@ -259,6 +259,7 @@ def cmd_translate(args) -> int:
             write("".join(f"{i}\t{o.score:.4f}\t{o.text}\n" for o in outs) if nbest else outs[0].text + "\n")
     if bar is not None:
         bar.close()
+    report_unseen(translator)
     return 0
 
 
@@ -277,6 +278,7 @@ def cmd_evaluate(args) -> int:
 
         with atomic_text_writer(args.output) as write:
             write("".join(h + "\n" for h in hyps))
+    report_unseen(translator)
     print(format_table(score(loaded.config.data.metric, hyps, refs), len(sources)))
     return 0
 
@@ -403,6 +405,12 @@ def search_options(args, folder=None, ctranslate2: bool = False):
                          temperature=getattr(args, "temperature", 1.0), top_k=getattr(args, "top_k", 0),
                          top_p=getattr(args, "top_p", 1.0), seed=getattr(args, "seed", None),
                          truncate=getattr(args, "truncate", False))
+
+
+def report_unseen(translator) -> None:
+    note = translator.unseen.note()
+    if note:
+        print(note, file=sys.stderr)
 
 
 def describe_search(options, args, loaded, source: str) -> str:

@@ -162,12 +162,21 @@ class Config:
         self.data.validate(where)
         self.model.validate(where)
         self.train.validate(where)
+        if self.train.batch_tokens < length_limit(self):  # the longest pair would be a batch over the budget
+            raise AttendError(f"{where}: train.batch_tokens={self.train.batch_tokens} is smaller than the longest "
+                              f"pair trained on ({length_limit(self)} tokens: data.max_len, at most "
+                              "model.max_positions); raise train.batch_tokens or lower data.max_len")
         return self
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
         out["train"]["betas"] = list(self.train.betas)
         return out
+
+
+def length_limit(config: Config) -> int:
+    """The longest sequence (tokens incl. </s>) trained on: data.max_len, capped by the model's positions."""
+    return min(config.data.max_len, config.model.max_positions)
 
 
 def sequence_limit(config: Config) -> int:

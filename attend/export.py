@@ -49,6 +49,7 @@ from attend.checkpoint import (
     atomic_write,
     load_folder_config,
     load_tokenizers,
+    load_vocabs,
     require_new_folder,
     save_static,
     staged_folder,
@@ -57,7 +58,7 @@ from attend.config import sequence_limit
 from attend.data.vocab import BOS, EOS, PAD, UNK
 from attend.errors import AttendError
 from attend.tuning import SEARCH
-from attend.inference import Output, SearchOptions, check_length, translate_in_chunks
+from attend.inference import Output, SearchOptions, UnseenInputs, check_length, translate_in_chunks
 from attend.search import output_limits
 
 EXPORT = "export.json"
@@ -204,6 +205,7 @@ class CTranslate2Translator:
         config = load_folder_config(self.folder)
         self.limit = sequence_limit(config)  # longest input (and output) in tokens, as in attend
         self.src_tokenizer, self.tgt_tokenizer = load_tokenizers(self.folder)
+        self.unseen = UnseenInputs(load_vocabs(self.folder)[0], self.src_tokenizer.kind)
         try:
             self.translator = ctranslate2.Translator(str(self.folder), device=device or "auto",
                                                      compute_type=compute_type, intra_threads=threads)
@@ -229,6 +231,7 @@ class CTranslate2Translator:
         for number, line in enumerate(lines, first_line):
             line_tokens = check_length(self.src_tokenizer.encode(line), self.limit, source, number,
                                        self.options.truncate)
+            self.unseen.check(line_tokens, source, number)
             tokens.append([UNK if t in (PAD, BOS, EOS) else t for t in line_tokens])
         return tokens
 

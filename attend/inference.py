@@ -15,7 +15,7 @@ import torch
 from attend.checkpoint import LoadedModel
 from attend.config import sequence_limit
 from attend.data.batching import encode_source, pad
-from attend.data.vocab import PAD_ID
+from attend.data.vocab import PAD_ID, UNK_ID, Vocab
 from attend.device import pick_device
 from attend.errors import AttendError
 from attend.search import beam_search, greedy, output_limits, sample
@@ -65,6 +65,26 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         warnings.simplefilter("ignore")
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(),
                                                       {torch.nn.Linear, torch.nn.GRU, torch.nn.LSTM}, dtype=torch.qint8)
+
+
+class UnseenInputs:
+    """Counts the input lines that hold tokens the vocabulary lacks (a model reads them as <unk>), so that one
+    note at the end tells the user why such outputs may be poor, and where the first such line is."""
+
+    def __init__(self, vocab: Vocab, tokenizer_kind: str):
+        self.vocab, self.lines, self.first = vocab, 0, None
+        self.what = "words" if tokenizer_kind == "word" else "characters"  # what a subword model lacks is a character
+
+    def check(self, tokens: list[str], source: str, number: int) -> None:
+        if UNK_ID in self.vocab.encode(tokens):
+            self.lines += 1
+            self.first = self.first or f"{source}:{number}"
+
+    def note(self) -> str | None:
+        if not self.lines:
+            return None
+        return (f"note: {self.lines:,} input line{'s' * (self.lines > 1)} held {self.what} the model never saw in "
+                f"training, read as <unk> (the first at {self.first}); their outputs may be poor")
 
 
 def check_length(tokens: list[str], limit: int, source: str, number: int, truncate: bool = False) -> list[str]:
@@ -118,12 +138,14 @@ class Translator:
                 raise AttendError("--int8 quantizes for the CPU; leave it out on a GPU")
             self.model = quantize_int8(loaded.model)
         self.limit = sequence_limit(loaded.config)  # longest input (and output) in tokens
+        self.unseen = UnseenInputs(loaded.src_vocab, loaded.src_tokenizer.kind)
 
     def encode_inputs(self, lines: list[str], source: str, first_line: int = 1) -> list[list[int]]:
         ids = []
         for number, line in enumerate(lines, first_line):
             tokens = check_length(self.loaded.src_tokenizer.encode(line), self.limit, source, number,
                                   self.options.truncate)
+            self.unseen.check(tokens, source, number)
             ids.append(encode_source(tokens, self.loaded.src_vocab) if tokens else [])
         return ids
 

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 from attend import checkpoint
 from attend.checkpoint import LoadedModel
-from attend.config import Config, config_to_yaml
-from attend.data.batching import bucket_batches, collate, encode_pairs
+from attend.config import Config, config_to_yaml, length_limit
+from attend.data.batching import Skipped, bucket_batches, collate, encode_pairs
 from attend.data.tokenizers import Tokenizer, build_tokenizer
 from attend.data.vocab import PAD_ID, Vocab
 from attend.device import autocast, pick_device, resolve_precision
@@ -46,7 +46,7 @@ class Prepared:
     src_vocab: Vocab
     tgt_vocab: Vocab
     examples: list  # (source ids, target ids)
-    skipped: int
+    skipped: Skipped
 
 
 def prepare(config: Config, tokenizers=None, vocabs=None) -> Prepared:
@@ -94,11 +94,6 @@ def _record_step(line: str) -> float:
         return json.loads(line)["step"]
     except (json.JSONDecodeError, KeyError, TypeError):
         return math.inf
-
-
-def length_limit(config: Config) -> int:
-    """The longest sequence (tokens incl. </s>) trained on: data.max_len, capped by the model's positions."""
-    return min(config.data.max_len, config.model.max_positions)
 
 
 def learning_rate_factor(step: int, cfg, time_fraction: float = 0.0) -> float:
@@ -164,12 +159,20 @@ class Trainer:
             self.optimizer, lambda s: learning_rate_factor(s, t, self._time_fraction()))
         self.best, self.bad_evals = None, 0
         limit = length_limit(config)
-        fits = [(s, refs) for s, refs in data.task.valid if len(data.src_tokenizer.encode(s)) < limit]
+        self.valid_skipped = Skipped()
+        fits = []
+        for s, refs in data.task.valid:
+            if not s.strip() or not any(r.strip() for r in refs):
+                self.valid_skipped.empty += 1
+            elif len(data.src_tokenizer.encode(s)) >= limit:
+                self.valid_skipped.too_long += 1
+            else:
+                fits.append((s, refs))
         if data.task.valid and not fits:
-            raise AttendError(f"all {len(data.task.valid):,} validation inputs are longer than {limit - 1} tokens, "
-                              "so none can be scored; raise data.max_len (and model.max_positions)")
+            raise AttendError(f"none of the {len(data.task.valid):,} validation pairs can be scored "
+                              f"({self.valid_skipped}; the longest input a model takes is {limit - 1} tokens); "
+                              "check the validation files, or raise data.max_len (and model.max_positions)")
         self.valid = fits[: t.valid_max_sentences]
-        self.valid_skipped = len(data.task.valid) - len(fits)
         self.pictures = None
         if t.pictures or t.tensorboard:
             from attend.explain.training import TrainingPictures
@@ -187,8 +190,8 @@ class Trainer:
         deadline = start + 60 * t.max_minutes - self.seconds_before if t.max_minutes > 0 else float("inf")
         self._say(f"training {self.config.model.family} on {self.device.type} in {self.precision}: "
                   f"{count_parameters(self.model):,} parameters, "
-                  f"{len(self.data.examples):,} pairs ({self.data.skipped:,} skipped as too long), "
-                  f"{len(self.valid):,} validation inputs ({self.valid_skipped:,} skipped as too long), "
+                  f"{len(self.data.examples):,} pairs ({self.data.skipped}), "
+                  f"{len(self.valid):,} validation inputs ({self.valid_skipped}), "
                   f"from step {self.step}")
         bar, window, stop_reason = self._progress_bar(), LogWindow(), "max_steps"
         first_step, last_eval_step, batches = self.step, None, self._epoch_batches()

@@ -97,6 +97,15 @@ def test_empty_lines_stay_in_place(trained_folder, capsys, monkeypatch):
     assert out.split("\n")[1] == "" and len(out.splitlines()) == 3
 
 
+def test_inputs_with_unseen_tokens_get_one_note_naming_the_first(trained_folder, capsys, monkeypatch):
+    _, out, err = run(capsys, "translate", "--model", str(trained_folder), stdin=b"a b\nzz a\nc d\nb qq\n",
+                      monkeypatch=monkeypatch)
+    assert len(out.splitlines()) == 4
+    assert "note: 2 input lines held words the model never saw" in err and "(the first at stdin:2)" in err
+    _, _, err = run(capsys, "translate", "--model", str(trained_folder), "a b", "c d")
+    assert "note" not in err
+
+
 def test_nbest_prints_index_score_text(trained_folder, capsys):
     code, out, _ = run(capsys, "translate", "--model", str(trained_folder), "--beam", "4", "--nbest", "3", "a b c", "d")
     rows = [line.split("\t") for line in out.splitlines()]

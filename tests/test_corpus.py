@@ -54,9 +54,9 @@ def test_corrupt_gzip(tmp_path):
 def test_gzip_is_known_by_its_bytes_and_a_bom_is_not_text(tmp_path):
     (tmp_path / "val.en.GZ").write_bytes(gzip.compress(b"A dog.\n"))
     (tmp_path / "val.de").write_bytes(gzip.compress("Ein Hund.\n".encode()))  # gzip without the name
-    (tmp_path / "bom.de").write_bytes(b"\xef\xbb\xbfEin Hund.\r\nZwei.\n")
+    (tmp_path / "bom.de").write_bytes(b"\xef\xbb\xbfEin Hund.\r\nZwei.\n\xef\xbb\xbfDrei.\n")  # two files, cat-ed
     assert read_parallel(tmp_path / "val.en.GZ", tmp_path / "val.de") == [("A dog.", "Ein Hund.")]
-    assert read_lines(tmp_path / "bom.de") == ["Ein Hund.", "Zwei."]  # a BOM would cost BLEU on the first line
+    assert read_lines(tmp_path / "bom.de") == ["Ein Hund.", "Zwei.", "Drei."]  # a BOM would cost BLEU
 
 
 def test_a_gzip_damaged_anywhere_gives_a_one_line_error(tmp_path):

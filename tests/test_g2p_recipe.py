@@ -30,12 +30,15 @@ def test_a_lexicon_named_in_the_config_is_read_from_the_data_dir(tmp_path):
 def test_cmudicts_own_format_reads_as_it_is():
     text = ";;; # CMUdict -- Major Version: 0.07\nABACUS  AE1 B AH0 K AH0 S\nABACUS(1)  AH0 B AE1 K AH0 S\n"
     assert read_lexicon(text) == [("abacus", "AE B AH K AH S"), ("abacus", "AH B AE K AH S")]
+    maintained = "aalborg AO1 L B AO0 R G # place, danish\n"  # cmudict.dict's trailing comments
+    assert read_lexicon(maintained) == [("aalborg", "AO L B AO R G")]
 
 
 def test_every_lexicon_entry_but_the_test_words_trains(tmp_path):
     # punctuation and letters beyond a-z are words too; only the test words are held out, in any case or variant
-    lines = ["AD-HOC  AE1 D HH AA1 K", "MÜLLER  M Y UW1 L ER0", "A.  EY1", "ABADI  AH0 B AA1 D IY0", "abadi(1)  AH0 B AE1 D IY0"]
+    lines = ["AD-HOC  AE1 D HH AA1 K", "MÜLLER  M Y UW1 L ER0", "A.  EY1", "ABADI  AH0 B AA1 D IY0", "abadi(1)  AH0 B AE1 D IY0",
+             "LINE-UP  L AY1 N AH2 P", "P.M.  P IY1 EH1 M"]
     (tmp_path / "lex.txt").write_text("".join(line + "\n" for line in lines * 60), encoding="utf-8")
     task = load(str(tmp_path / "lex.txt"))
     words = {w for w, _ in task.train} | {w for w, _ in task.valid}
-    assert words == {"ad-hoc", "müller", "a."}  # "abadi" is a test word
+    assert words == {"ad-hoc", "müller", "a."}  # "abadi" is a test word, and so are "lineup" and "pm"

@@ -28,6 +28,16 @@ def test_subword_trains_and_round_trips_from_saved_state():
     assert len(tok.encode(text)) < len(text.replace(" ", ""))  # pieces are longer than characters
 
 
+def test_every_tokenizer_reads_composed_and_decomposed_text_alike():
+    composed, decomposed = "M\u00e4nner\u00a0gehen", "Ma\u0308nner  gehen"  # NFC with a no-break space; NFD
+    lines = ["M\u00e4nner gehen \u2026 \u00bd \ufb01ne"] * 50 + ["Frauen laufen schnell"] * 50
+    for tok in CharTokenizer(), WordTokenizer(), SubwordTokenizer.train(lines, vocab_size=30):
+        assert tok.encode(decomposed) == tok.encode(composed), tok.kind
+        assert tok.decode(tok.encode(decomposed)) == "M\u00e4nner gehen", tok.kind
+    subword = tok  # no NFKC rewriting: an ellipsis, a fraction and a ligature come back as they were written
+    assert subword.decode(subword.encode("\u2026 \u00bd \ufb01ne")) == "\u2026 \u00bd \ufb01ne"
+
+
 def test_failed_subword_training_says_which_way_to_move_the_vocabulary_size():
     too_many_characters = ["abcdefghijklmnopqrstuvwxyz0123456789 ABCDEFGHIJKLMNOP"] * 20
     with pytest.raises(AttendError, match="raise data.subword_vocab_size"):
@@ -51,10 +61,11 @@ def test_text_that_spells_a_special_token_is_unknown():
 
 def test_long_pairs_are_skipped_and_batches_respect_token_budget():
     tok = WordTokenizer()
-    pairs = [("a " * n, "b " * n) for n in range(1, 30)]
+    pairs = [("a " * n, "b " * n) for n in range(1, 30)] + [("a", " "), ("", "b")]
     vocab = Vocab.build([["a"], ["b"]])
     examples, kept, skipped = encode_pairs(pairs, tok, tok, vocab, vocab, max_len=11)
-    assert skipped == 19 and len(examples) == 10
+    assert (skipped.too_long, skipped.empty) == (19, 2) and len(examples) == 10 and kept == list(range(10))
+    assert str(skipped) == "19 skipped as too long, 2 with an empty side"
     for indices in bucket_batches(examples, batch_tokens=40):
         batch = collate(examples, indices)
         assert batch.src.numel() <= 40 and batch.tgt_in.numel() <= 40

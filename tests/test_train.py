@@ -138,11 +138,13 @@ def test_training_into_an_existing_folder_is_refused(trained_folder):
 
 
 def test_too_long_training_pairs_are_skipped_and_counted(tmp_path):
-    (tmp_path / "c.tsv").write_text("a b\tb a\n" * 50 + ("x " * 100 + "\ty\n") * 3)
+    (tmp_path / "c.tsv").write_text("a b\tb a\n" * 50 + ("x " * 100 + "\ty\n") * 3 + "\tb\na \t \n")
     cfg = tiny_config(data={"recipe": None, "train_src": str(tmp_path / "c.tsv"), "valid_src": str(tmp_path / "c.tsv"),
                             "max_len": 20}, train={"max_steps": 2, "eval_every": 2})
     train(cfg, tmp_path / "m", progress=False)
-    assert "50 pairs (3 skipped as too long)" in (tmp_path / "m/train.log").read_text()
+    log = (tmp_path / "m/train.log").read_text()
+    assert "50 pairs (3 skipped as too long, 2 with an empty side)" in log  # empty sides hint at misaligned files
+    assert "50 validation inputs (3 skipped as too long, 2 with an empty side)" in log
 
 
 def test_auto_precision_is_fp32_unless_bf16_is_measured_faster(monkeypatch):
@@ -263,7 +265,8 @@ def test_validation_that_cannot_be_scored_is_named_before_training(tmp_path):
     (tmp_path / "valid.tsv").write_text(("x " * 30 + "\ty\n") * 4)
     cfg = tiny_config(data={"recipe": None, "train_src": str(tmp_path / "train.tsv"),
                             "valid_src": str(tmp_path / "valid.tsv"), "max_len": 20})
-    with pytest.raises(AttendError, match="all 4 validation inputs are longer than 19 tokens"):
+    with pytest.raises(AttendError, match=r"none of the 4 validation pairs can be scored \(4 skipped as too long; "
+                                          "the longest input a model takes is 19 tokens"):
         train(cfg, tmp_path / "m", progress=False)
 
 

@@ -38,19 +38,33 @@ def encode_source(tokens: list[str], vocab: Vocab) -> list[int]:
     return vocab.encode(tokens) + [EOS_ID]
 
 
-def encode_pairs(pairs, src_tok, tgt_tok, src_vocab: Vocab, tgt_vocab: Vocab, max_len: int):
-    """(source ids, target ids) per pair; pairs longer than `max_len` tokens or empty are skipped.
+@dataclass
+class Skipped:
+    """How many pairs were left out, and why: the training log says so, since many empty sides usually mean
+    that the source and target files are not aligned."""
 
-    Returns the examples, the indices of the kept pairs and how many were skipped.
+    too_long: int = 0
+    empty: int = 0  # pairs with an empty source or target
+
+    def __str__(self) -> str:
+        return f"{self.too_long:,} skipped as too long" + (f", {self.empty:,} with an empty side" if self.empty else "")
+
+
+def encode_pairs(pairs, src_tok, tgt_tok, src_vocab: Vocab, tgt_vocab: Vocab, max_len: int):
+    """(source ids, target ids) per pair; pairs longer than `max_len` tokens or with an empty side are skipped.
+
+    Returns the examples, the indices of the kept pairs and a `Skipped` count.
     """
-    examples, kept, skipped = [], [], 0
+    examples, kept, skipped = [], [], Skipped()
     for i, (src, tgt) in enumerate(pairs):
         s, t = src_tok.encode(src), tgt_tok.encode(tgt)
-        if not s or not t or len(s) + 1 > max_len or len(t) + 1 > max_len:
-            skipped += 1
-            continue
-        examples.append((encode_source(s, src_vocab), tgt_vocab.encode(t)))
-        kept.append(i)
+        if not s or not t:
+            skipped.empty += 1
+        elif len(s) + 1 > max_len or len(t) + 1 > max_len:
+            skipped.too_long += 1
+        else:
+            examples.append((encode_source(s, src_vocab), tgt_vocab.encode(t)))
+            kept.append(i)
     return examples, kept, skipped
 
 

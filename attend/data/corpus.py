@@ -26,8 +26,9 @@ def read_lines(path: str | Path) -> list[str]:
 
 
 def decode_line(line: bytes, name: str, number: int) -> str:
-    """One line as text; a byte-order mark at the start of a file is not part of its first line."""
-    if number == 1 and line.startswith(BOM):
+    """One line as text. A byte-order mark is not part of it: at the start of a file, nor at the start of any
+    later line, where files joined with `cat` leave their marks."""
+    if line.startswith(BOM):
         line = line[len(BOM):]
     try:
         return line.decode("utf-8").rstrip("\r")

@@ -1,19 +1,28 @@
 """Text <-> token lists: characters, whitespace words, or learned subwords.
 
-Every tokenizer round-trips (`decode(encode(text)) == text` up to whitespace
-normalisation, and up to case when it lowercases), so `attend translate` takes
-raw text and gives raw text back. Subword models are trained by attend with
-sentencepiece and stored as bytes inside the model folder: no download, ever.
+Every tokenizer sees text in one normal form (Unicode NFC, runs of whitespace
+as one space), so "Männer" typed with a combining umlaut (as macOS writes it) is
+the "Männer" of the training data. Past that, every tokenizer round-trips
+(`decode(encode(text)) == normalize(text)`, up to case when it lowercases), so
+`attend translate` takes raw text and gives raw text back. Subword models are
+trained by attend with sentencepiece and stored as bytes inside the model
+folder: no download, ever.
 """
 
 from __future__ import annotations
 
 import io
+import unicodedata
 from typing import Iterable
 
 from attend.errors import AttendError
 
 SPACE = "\u2581"  # the visible space symbol sentencepiece also uses
+
+
+def normalize(text: str) -> str:
+    """NFC, and whitespace runs (tabs, no-break spaces) as one space: the form every tokenizer reads."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 class CharTokenizer:
@@ -25,7 +34,7 @@ class CharTokenizer:
         self.lowercase = lowercase
 
     def encode(self, text: str) -> list[str]:
-        text = " ".join(text.split())
+        text = normalize(text)
         if self.lowercase:
             text = text.lower()
         return [SPACE if c == " " else c for c in text]
@@ -43,6 +52,7 @@ class WordTokenizer(CharTokenizer):
     kind = "word"
 
     def encode(self, text: str) -> list[str]:
+        text = normalize(text)
         return (text.lower() if self.lowercase else text).split()
 
     def decode(self, tokens: list[str]) -> str:
@@ -50,7 +60,11 @@ class WordTokenizer(CharTokenizer):
 
 
 class SubwordTokenizer:
-    """A sentencepiece unigram model trained on the training corpus."""
+    """A sentencepiece unigram model trained on the training corpus.
+
+    sentencepiece's own normalisation is left off (rule `identity`): its default, NFKC, rewrites "…" as "...",
+    "½" as "1⁄2" and "ﬁ" as "fi", so outputs would differ from references written the usual way. Models
+    trained before keep the rule saved in their sentencepiece model."""
 
     kind = "subword"
 
@@ -65,13 +79,13 @@ class SubwordTokenizer:
     def train(cls, lines: Iterable[str], vocab_size: int, lowercase: bool = False) -> "SubwordTokenizer":
         import sentencepiece as spm
 
-        lines = [(line.lower() if lowercase else line) for line in lines if line.strip()]
+        lines = [(line.lower() if lowercase else line) for line in map(normalize, lines) if line]
         buffer = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
                 sentence_iterator=iter(lines), model_writer=buffer, vocab_size=vocab_size,
                 model_type="unigram", character_coverage=1.0, hard_vocab_limit=False,
-                bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0, minloglevel=2,
+                bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0, minloglevel=2, normalization_rule_name="identity",
             )
         except RuntimeError as e:
             reason = str(e).splitlines()[-1]
@@ -79,6 +93,7 @@ class SubwordTokenizer:
         return cls(buffer.getvalue(), lowercase)
 
     def encode(self, text: str) -> list[str]:
+        text = normalize(text)
         return self.sp.encode(text.lower() if self.lowercase else text, out_type=str)
 
     def decode(self, tokens: list[str]) -> str:

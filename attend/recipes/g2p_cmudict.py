@@ -26,16 +26,18 @@ VALID_EVERY = 50  # one word in 50 goes to validation
 
 
 VARIANT = re.compile(r"\(\d+\)$")  # CMUdict numbers a word's further pronunciations: WORD(1), WORD(2)
+LETTERS_ONLY = re.compile(r"[^a-z']")  # what is left of a word when its hyphens, dots and the like go
 
 
 def read_lexicon(text: str, source: str = "lexicon") -> list[Pair]:
     """`WORD  PH PH PH` lines -> (lowercased word, space-joined phonemes without stress).
 
-    CMUdict's own file reads as it is: `;;;` comment lines are skipped and WORD(1) is another pronunciation
-    of WORD.
+    CMUdict's files read as they are: `;;;` comment lines are skipped, a ` # comment` after the phonemes (as in
+    the maintained cmudict.dict) is cut off, and WORD(1) is another pronunciation of WORD.
     """
     pairs = []
     for number, line in enumerate(text.splitlines(), 1):
+        line = line.split(" #", 1)[0]
         if not line.strip() or line.startswith(";;;"):
             continue
         parts = line.split(None, 1)
@@ -73,8 +75,8 @@ def load(lexicon: str | None = None) -> Task:
     test_words = {w for w, _ in test}
     seen, train, valid = set(), [], []
     for word, phones in entries:
-        if word in test_words:  # every other entry trains, whatever its characters ("ad-hoc", "a.", "müller")
-            continue
+        if word in test_words or LETTERS_ONLY.sub("", word) in test_words:  # "line-up" and "p.m." are "lineup"
+            continue  # and "pm" written otherwise; every other entry trains ("ad-hoc", "a.", "müller")
         pair = (word, phones)
         if pair in seen:
             continue
