@@ -276,12 +276,15 @@ def save_training_state(folder: Path, model: Seq2Seq, meta: dict, trainer_state:
     """A resumable checkpoint under checkpoints/step-N, built aside and renamed into place."""
     root = folder / "checkpoints"
     root.mkdir(exist_ok=True)
+    for leftover in root.glob(".staging-*"):  # from a save that was killed; nothing else writes here
+        shutil.rmtree(leftover, ignore_errors=True)
     final = root / f"step-{meta['step']:08d}"
     staging = Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))
     try:
         save_weights(staging, model, meta)
         buffer = _torch_bytes(trainer_state)
         atomic_write(staging / TRAINER_STATE, buffer)
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; a checkpoint is as shared as its run
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
@@ -302,11 +305,10 @@ def _torch_bytes(obj) -> bytes:
     return buffer.getvalue()
 
 
-def latest_checkpoint(folder: Path) -> Path:
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoints/step-N, or None when the run has saved none yet."""
     found = sorted((Path(folder) / "checkpoints").glob("step-*"))
-    if not found:
-        raise AttendError(f"{folder}: no checkpoints/step-* to resume from; train into it first")
-    return found[-1]
+    return found[-1] if found else None
 
 
 def load_trainer_state(checkpoint: Path) -> dict:
@@ -315,9 +317,11 @@ def load_trainer_state(checkpoint: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise AttendError(f"{path}: missing; this checkpoint cannot be resumed") from None
+        raise AttendError(f"{path}: missing, so this checkpoint cannot be resumed; delete the folder "
+                          f"{checkpoint.name} to resume from the checkpoint before it") from None
     except Exception as e:  # torch raises many types for damaged or unsafe files
-        raise AttendError(f"{path}: cannot be loaded safely ({str(e).splitlines()[0][:120]})") from None
+        raise AttendError(f"{path}: cannot be loaded safely ({str(e).splitlines()[0][:120]}); delete the folder "
+                          f"{checkpoint.name} to resume from the checkpoint before it") from None
 
 
 def read_json(path: Path) -> dict:

@@ -7,6 +7,7 @@ non-zero exit; `--debug` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -72,10 +73,13 @@ def _add_training_commands(commands, debug: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", metavar="DIR", help="folder of the corpus files the config names (sets data.data_dir)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="change one config value, e.g. --set model.dropout=0.3 (may be repeated)")
-    p.add_argument("--max-steps", type=int, help="the step budget (sets train.max_steps; with --resume, raises it)")
+    p.add_argument("--max-steps", type=int, help="the step budget (sets train.max_steps; with --resume, changes it)")
     p.add_argument("--max-minutes", type=float,
                    help="the time budget in training minutes, every sitting counted (sets train.max_minutes; "
-                        "with --resume, raises it)")
+                        "with --resume, changes it)")
+    p.add_argument("--patience", type=int,
+                   help="validations without improvement before stopping early (sets train.patience; with "
+                        "--resume, changes it, so a run that stopped early can go on)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_train)
 
@@ -205,24 +209,25 @@ def cmd_quickstart(args) -> int:
 def cmd_train(args) -> int:
     from attend import train
 
-    if args.max_steps is not None and args.max_steps < 1:
-        raise AttendError(f"--max-steps must be at least 1, got {args.max_steps}")
-    if args.max_minutes is not None and args.max_minutes < 0:
-        raise AttendError(f"--max-minutes must not be negative (0: no time budget), got {args.max_minutes:g}")
+    for flag, value, least in (("--max-steps", args.max_steps, 1), ("--patience", args.patience, 1),
+                               ("--max-minutes", args.max_minutes, 0)):
+        if value is not None and not (least <= value < math.inf):
+            raise AttendError(f"{flag} must be a number from {least} up{' (0: no time budget)' * (least == 0)}, "
+                              f"got {value:g}")
     if args.resume:
         if args.config or args.data_dir or args.set or args.out:
             raise AttendError("--resume DIR continues a run in its own folder as it was configured; leave out "
                               "CONFIG, --out, --data-dir and --set")
-        summary = train.resume(args.resume, not args.quiet, args.max_steps, args.max_minutes)
+        summary = train.resume(args.resume, not args.quiet, args.max_steps, args.max_minutes, args.patience)
         folder = args.resume
     else:
         if not args.config:
             raise AttendError("attend train needs a CONFIG.yaml (or --resume DIR); see configs/ for examples")
         from attend.config import load_config, with_overrides
 
-        budgets = [f"train.{key}={value}" for key, value in
-                   (("max_steps", args.max_steps), ("max_minutes", args.max_minutes)) if value is not None]
-        config = with_overrides(load_config(args.config), args.set + budgets)
+        flags = [f"train.{key}={value}" for key, value in (("max_steps", args.max_steps), ("patience", args.patience),
+                                                           ("max_minutes", args.max_minutes)) if value is not None]
+        config = with_overrides(load_config(args.config), args.set + flags)
         if args.data_dir:
             config.data.data_dir = str(Path(args.data_dir).resolve())
         folder = args.out or str(Path("runs") / Path(args.config).stem)
@@ -230,7 +235,7 @@ def cmd_train(args) -> int:
     best = "none yet" if summary["best"] is None else f"{summary['best']:.2f}"
     print(f"stopped at step {summary['step']} ({summary['stop_reason']}) after {summary['minutes']:.1f} min; "
           f"best validation {summary['metric']} {best}; model in {folder}")
-    return 0
+    return 130 if summary["interrupted"] else 0  # a shell's status for a stop by Ctrl-C
 
 
 def cmd_translate(args) -> int:

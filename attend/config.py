@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -146,8 +147,10 @@ class TrainConfig:
         if len(self.betas) != 2 or not all(_is_number(b) and 0.0 <= b < 1.0 for b in self.betas):
             raise AttendError(f"{where}: train.betas must be two numbers in [0, 1), got {list(self.betas)}")
         for name in ("weight_decay", "warmup_steps", "clip_norm", "max_minutes", "threads"):
-            if getattr(self, name) < 0:
-                raise AttendError(f"{where}: train.{name} must not be negative, got {getattr(self, name)}")
+            if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):  # NaN compares False
+                raise AttendError(f"{where}: train.{name} must be 0 or more, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2 ** 63:
+            raise AttendError(f"{where}: train.seed must be from 0 to 2**63 - 1, got {self.seed}")
 
 
 @dataclass
@@ -307,5 +310,5 @@ def _one_of(value, allowed, what: str) -> None:
 
 def _positive(section, names, what: str) -> None:
     for name in names:
-        if getattr(section, name) <= 0:
-            raise AttendError(f"{what}.{name} must be positive, got {getattr(section, name)}")
+        if not getattr(section, name) > 0 or not math.isfinite(getattr(section, name)):  # NaN compares False
+            raise AttendError(f"{what}.{name} must be above 0, got {getattr(section, name)}")

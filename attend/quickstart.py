@@ -53,6 +53,10 @@ def run(out: Path, minutes: float | None = None, progress: bool = True, beam: in
           f"up to {config.train.max_minutes:g} minutes on {where}")
     started = time.time()
     summary = train(config, out, progress=progress)
+    if summary["interrupted"]:
+        print(f"interrupted at step {summary['step']}; {out} keeps a checkpoint, and 'attend train --resume {out}' "
+              "trains on from it")
+        raise KeyboardInterrupt
     loaded = load_model(out)
     print(f"trained {summary['step']} steps ({summary['epoch']} epochs, {count_parameters(loaded.model):,} parameters) "
           f"in {summary['minutes']:.1f} min; best validation WER {summary['best']:.2f}%")

@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +137,34 @@ class LogWindow:
         return self.tokens / max(time.time() - self.start, 1e-9)
 
 
+class StopRequest:
+    """Ctrl-C (SIGINT) or SIGTERM (`timeout`, Slurm, `docker stop`) during training: the loop stops after the
+    step it is in and saves a resumable checkpoint, so no more than that step is lost. A second signal stops
+    at once. Outside the main thread, where Python cannot take signals, the default handling stays."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signal: str | None = None  # the name of the signal that asked
+        self._previous: dict = {}
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+        print(f"\nattend: {self.signal}: stopping after this step to save a checkpoint (again to stop at once)",
+              file=sys.stderr, flush=True)
+
+
 class Trainer:
     """Owns the model, optimizer and bookkeeping of one run into one model folder."""
 
@@ -193,11 +223,40 @@ class Trainer:
                   f"{len(self.data.examples):,} pairs ({self.data.skipped}), "
                   f"{len(self.valid):,} validation inputs ({self.valid_skipped}), "
                   f"from step {self.step}")
-        bar, window, stop_reason = self._progress_bar(), LogWindow(), "max_steps"
+        bar, first_step = self._progress_bar(), self.step
+        with StopRequest() as stop:
+            stop_reason, last_eval_step = self._loop(stop, bar, start, deadline)
+        if bar is not None:
+            bar.close()
+        if stop.signal is not None:
+            stop_reason = f"interrupted by {stop.signal}"
+            if last_eval_step != self.step:
+                self._save_unvalidated()
+        elif self.step == first_step > 0:  # a resumed run with nothing left: its checkpoint is already scored
+            stop_reason = f"nothing left to train ({stop_reason}); {_advice(stop_reason)}"
+        elif last_eval_step != self.step:  # also a new run that trained no step: it still leaves a resumable folder
+            self._evaluate_and_save()
+        self._log(f"stopped at step {self.step}: {stop_reason}; best validation {self.config.data.metric} = "
+                  f"{self.best}")
+        if self.pictures is not None:
+            self.pictures.close()
+        return {"step": self.step, "epoch": self.epoch, "stop_reason": stop_reason, "best": self.best,
+                "metric": self.config.data.metric, "minutes": (time.time() - start) / 60,
+                "train_seconds": self.train_seconds(), "interrupted": stop.signal is not None}
+
+    def _loop(self, stop: StopRequest, bar, start: float, deadline: float) -> tuple[str, int | None]:
+        """Train until a budget, patience or a stop request ends it: (why it stopped, the last validated step)."""
+        t = self.config.train
         first_step, last_eval_step, batches = self.step, None, self._epoch_batches()
+        window, stop_reason = LogWindow(), "max_steps"
         while self.step < t.max_steps:
+            if stop.signal is not None:
+                break
             if time.time() > deadline:  # checked first, so a resumed run whose budget is spent trains no step
                 stop_reason = f"time budget of {t.max_minutes:g} minute{'s' * (t.max_minutes != 1)}"
+                break
+            if self.bad_evals >= t.patience:  # a resumed run that had stopped early
+                stop_reason = f"no improvement in {t.patience} evaluations"
                 break
             if self.batch_in_epoch >= len(batches):
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
@@ -224,22 +283,7 @@ class Trainer:
                 window.start += time.time() - evaluation_began  # tokens/s counts training time only
         if window.steps:  # the steps since the last log line: a run shorter than log_every still has its rate
             self._log_window(window, bar, start, deadline)
-        if bar is not None:
-            bar.close()
-        if self.step == first_step > 0:  # a resumed run whose budget was spent: its checkpoint is already scored
-            advice = ("raise --max-minutes to go on" if stop_reason.startswith("time budget") else
-                      "raise --max-steps to go on" if stop_reason == "max_steps" else
-                      "train.max_epochs is spent; a new run with more epochs can go further")
-            stop_reason = f"nothing left to train ({stop_reason}); {advice}"
-        elif last_eval_step != self.step:  # also a new run that trained no step: it still leaves a resumable folder
-            self._evaluate_and_save()
-        self._log(f"stopped at step {self.step}: {stop_reason}; best validation {self.config.data.metric} = "
-                  f"{self.best}")
-        if self.pictures is not None:
-            self.pictures.close()
-        return {"step": self.step, "epoch": self.epoch, "stop_reason": stop_reason, "best": self.best,
-                "metric": self.config.data.metric, "minutes": (time.time() - start) / 60,
-                "train_seconds": self.train_seconds()}
+        return stop_reason, last_eval_step
 
     def train_seconds(self) -> float:
         """Wall time spent training this model so far, over every run that resumed it."""
@@ -300,7 +344,8 @@ class Trainer:
         result = self.validate() if metric != "loss" else {}
         result["loss"] = self._validation_loss()
         value = result[metric]
-        improved = self.best is None or (value > self.best if HIGHER_IS_BETTER[metric] else value < self.best)
+        improved = math.isfinite(value) and (self.best is None or
+                                             (value > self.best if HIGHER_IS_BETTER[metric] else value < self.best))
         if improved:
             self.best, self.bad_evals = value, 0
             checkpoint.save_weights(self.folder, self.model, self._meta(result))
@@ -316,6 +361,14 @@ class Trainer:
         shown = ", ".join(f"{k} {v:.2f}" for k, v in result.items() if isinstance(v, float))
         self._say(f"step {self.step}: validation {shown}{' (best so far)' if improved else ''}")
         return self.bad_evals >= self.config.train.patience
+
+    def _save_unvalidated(self) -> None:
+        """A resumable checkpoint of the weights as they are, for a run stopped between validations; the best
+        weights and the early-stopping count stay as the last validation left them."""
+        checkpoint.save_training_state(self.folder, self.model, self._meta({}), self._trainer_state(),
+                                       self.config.train.keep_last)
+        self._say(f"step {self.step}: saved a checkpoint without validating; 'attend train --resume "
+                  f"{self.folder}' goes on from here")
 
     @torch.no_grad()
     def _validation_loss(self) -> float:
@@ -342,6 +395,8 @@ class Trainer:
             "target_tokens": self.target_tokens, "best": self.best, "bad_evals": self.bad_evals,
             "train_seconds": self.train_seconds(), "decay_start_s": self.decay_start_s,
             "torch_rng": torch.get_rng_state(), "python_rng": list(random.getstate()[1]),
+            # dropout on a GPU draws from the GPU's generator, which the seed alone would restart
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
         }
 
     def restore(self, checkpoint_dir: Path) -> None:
@@ -360,6 +415,8 @@ class Trainer:
             self.seconds_before = state.get("train_seconds", 0.0)  # likewise
             self.decay_start_s = state.get("decay_start_s")  # likewise: then the cosine restarts on resuming
             torch.set_rng_state(state["torch_rng"])
+            if self.device.type == "cuda" and len(state.get("cuda_rng", [])) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
             random.setstate((3, tuple(state["python_rng"]), None))
         except (KeyError, ValueError, RuntimeError) as e:
             raise AttendError(f"{checkpoint_dir}: training state does not match this model ({e})") from None
@@ -393,6 +450,11 @@ class Trainer:
     def _log_window(self, window: LogWindow, bar, start: float, deadline: float) -> None:
         """A metrics.jsonl line (and the progress bar's figures) for the steps since the last one."""
         loss, rate = window.mean_loss(), window.tokens_per_s()
+        if not math.isfinite(loss) and self.precision != "fp16":  # fp16's scaler skips such steps and goes on
+            saved = checkpoint.latest_checkpoint(self.folder)
+            raise AttendError(f"training diverged: the loss is {loss} at step {self.step}; lower train.lr or "
+                              f"raise train.warmup_steps and train again (the last checkpoint, "
+                              f"{saved.name if saved else 'none yet'}, predates it)")
         self._log_metrics({"step": self.step, "epoch": self.epoch, "target_tokens": self.target_tokens,
                            "loss": loss, "lr": self.scheduler.get_last_lr()[0], "tokens_per_s": rate,
                            "elapsed_s": self.train_seconds()})
@@ -441,28 +503,61 @@ def train(config: Config, folder: str | Path, progress: bool = True) -> dict:
 
 
 def resume(folder: str | Path, progress: bool = True, max_steps: int | None = None,
-           max_minutes: float | None = None) -> dict:
-    """Continue training a model folder from its latest checkpoint (budgets may be raised)."""
+           max_minutes: float | None = None, patience: int | None = None) -> dict:
+    """Continue training a model folder from its latest checkpoint, or from the start when it has none (a run
+    killed before its first one). Budgets and patience may be changed; the new values are kept in config.yaml,
+    so that a later plain resume trains to them."""
     folder = Path(folder)
     if not folder.is_dir():
         raise AttendError(f"{folder}: no such model folder to resume")
-    ckpt = checkpoint.latest_checkpoint(folder)
-    saved = checkpoint.load_model(folder, weights_from=ckpt)
-    config = saved.config
-    if max_steps is not None:
-        config.train.max_steps = max_steps
-    if max_minutes is not None:
-        config.train.max_minutes = max_minutes
-    if max_steps is not None or max_minutes is not None:  # kept, so that a later plain resume trains to them
-        config.train.validate(f"{folder}: the raised budget")  # never write a config.yaml that cannot load
-        checkpoint.atomic_write(folder / checkpoint.CONFIG, config_to_yaml(config))
+    config = checkpoint.load_folder_config(folder)
+    tokenizers, vocabs = checkpoint.load_tokenizers(folder), checkpoint.load_vocabs(folder)
+    changes = {key: value for key, value in
+               (("max_steps", max_steps), ("max_minutes", max_minutes), ("patience", patience)) if value is not None}
+    for key, value in changes.items():
+        setattr(config.train, key, value)
+    config.train.validate(f"{folder}: the changed settings")  # never write a config.yaml that cannot load
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
-    data = prepare(config, (saved.src_tokenizer, saved.tgt_tokenizer), (saved.src_vocab, saved.tgt_vocab))
+    data = prepare(config, tokenizers, vocabs)
     trainer = Trainer(config, folder, data, progress)
-    trainer.restore(ckpt)
+    ckpt = checkpoint.latest_checkpoint(folder)
+    if ckpt is None:
+        trainer._say(f"{folder} has no checkpoint yet (its run stopped before the first): training from step 0")
+        trainer._forget_metrics_after(0)
+    else:
+        trainer.restore(ckpt)
+    _refuse_spent_changes(trainer, changes)
+    if changes:
+        checkpoint.atomic_write(folder / checkpoint.CONFIG, config_to_yaml(config))
     _say_if_the_rate_moves(trainer)
     return trainer.run()
+
+
+def _refuse_spent_changes(trainer: "Trainer", changes: dict) -> None:
+    """A budget or patience given on resuming that the run has already used up would train nothing and
+    overwrite the run's own setting; refuse it, saying where the run stands."""
+    minutes = trainer.seconds_before / 60
+    if changes.get("max_steps") is not None and changes["max_steps"] <= trainer.step:
+        raise AttendError(f"--max-steps {changes['max_steps']} is not above step {trainer.step:,}, where this run "
+                          "stands; give a larger one")
+    if changes.get("max_minutes") and changes["max_minutes"] <= minutes:
+        raise AttendError(f"--max-minutes {changes['max_minutes']:g} is not above the {minutes:.1f} minutes this "
+                          "run has trained; give a larger one")
+    if changes.get("patience") is not None and changes["patience"] <= trainer.bad_evals:
+        raise AttendError(f"--patience {changes['patience']} is not above the {trainer.bad_evals} evaluations "
+                          "without improvement this run has had; give a larger one")
+
+
+def _advice(stop_reason: str) -> str:
+    """What to raise to train on, for a resumed run that stopped for `stop_reason` before its first step."""
+    if stop_reason.startswith("time budget"):
+        return "raise --max-minutes to go on"
+    if stop_reason.startswith("no improvement"):
+        return "raise --patience to go on"
+    if stop_reason == "max_steps":
+        return "raise --max-steps to go on"
+    return "train.max_epochs is spent; a new run with more epochs can go further"
 
 
 def _say_if_the_rate_moves(trainer: Trainer) -> None:

@@ -241,7 +241,7 @@ def test_train_and_resume_from_the_command_line(tmp_path, capsys):
     code, out, err = run(capsys, "train", "--resume", str(tmp_path / "m"), "--out", str(tmp_path / "m3"))
     assert code == 1 and "leave out CONFIG, --out, --data-dir and --set" in err and not (tmp_path / "m3").exists()
     code, out, err = run(capsys, "train", "--resume", str(tmp_path / "m"), "--max-steps", "0")
-    assert code == 1 and "--max-steps must be at least 1, got 0" in err
+    assert code == 1 and "--max-steps must be a number from 1 up, got 0" in err
 
 
 @pytest.mark.parametrize("where", ["before", "after"])

@@ -51,9 +51,13 @@ def test_numbers_in_scientific_notation_are_read_as_numbers(tmp_path):
 @pytest.mark.parametrize("train, message", [
     ("betas: [1.0, 0.98]", r"train.betas must be two numbers in \[0, 1\), got \[1.0, 0.98\]"),
     ("betas: [0.9, fast]", "train.betas must be two numbers"),
-    ("weight_decay: -0.1", "train.weight_decay must not be negative, got -0.1"),
-    ("warmup_steps: -5", "train.warmup_steps must not be negative"),
-    ("max_minutes: -1", "train.max_minutes must not be negative"),
+    ("weight_decay: -0.1", "train.weight_decay must be 0 or more, got -0.1"),
+    ("warmup_steps: -5", "train.warmup_steps must be 0 or more"),
+    ("max_minutes: -1", "train.max_minutes must be 0 or more"),
+    ("clip_norm: .nan", "train.clip_norm must be 0 or more, got nan"),  # NaN would turn clipping off unsaid
+    ("lr: .nan", "train.lr must be above 0, got nan"),
+    ("lr: .inf", "train.lr must be above 0, got inf"),
+    ("seed: 18446744073709551616", "train.seed must be from 0 to 2\\*\\*63 - 1"),
 ])
 def test_out_of_range_optimizer_settings_are_named(tmp_path, train, message):
     with pytest.raises(AttendError, match=message):

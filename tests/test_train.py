@@ -2,6 +2,9 @@
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -239,13 +242,73 @@ def test_a_new_run_that_trains_no_step_still_leaves_a_model(tmp_path):
     assert (tmp_path / "m/model.safetensors").is_file() and (tmp_path / "m/checkpoints/step-00000000").is_dir()
 
 
-def test_a_raised_budget_that_cannot_load_is_refused_and_config_kept(tmp_path):
+def test_a_changed_budget_that_cannot_load_or_is_spent_is_refused_and_config_kept(tmp_path):
     folder = tmp_path / "m"
     train(tiny_config(train={"max_steps": 4, "eval_every": 4}), folder, progress=False)
     before = (folder / "config.yaml").read_text()
-    with pytest.raises(AttendError, match="the raised budget: train.max_steps must be positive, got 0"):
+    with pytest.raises(AttendError, match="the changed settings: train.max_steps must be above 0, got 0"):
         resume(folder, progress=False, max_steps=0)
+    with pytest.raises(AttendError, match="--max-steps 3 is not above step 4, where this run stands"):
+        resume(folder, progress=False, max_steps=3)
     assert (folder / "config.yaml").read_text() == before
+
+
+def test_a_run_that_stopped_early_resumes_only_with_more_patience(tmp_path):
+    folder = tmp_path / "m"
+    config = tiny_config(train={"max_steps": 200, "eval_every": 2, "patience": 1, "lr": 1e-9, "warmup_steps": 0})
+    first = train(config, folder, progress=False)  # at a learning rate of 1e-9 nothing improves
+    assert first["stop_reason"] == "no improvement in 1 evaluations" and first["step"] == 4
+    kept = sorted(p.name for p in (folder / "checkpoints").iterdir())
+    again = resume(folder, progress=False)  # trains nothing, and so pushes out no checkpoint
+    assert again["step"] == 4 and "raise --patience to go on" in again["stop_reason"]
+    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == kept
+    with pytest.raises(AttendError, match="--patience 1 is not above the 1 evaluations without improvement"):
+        resume(folder, progress=False, patience=1)
+    more = resume(folder, progress=False, patience=3)
+    assert more["step"] == 8 and more["stop_reason"] == "no improvement in 3 evaluations"
+
+
+def test_a_folder_whose_run_was_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_path):
+    folder = tmp_path / "m"
+    train(tiny_config(train={"max_steps": 4, "eval_every": 4}), folder, progress=False)
+    for name in ("checkpoints", "model.safetensors", "meta.json"):  # as a SIGKILL before step 4 leaves it
+        shutil.rmtree(folder / name) if name == "checkpoints" else (folder / name).unlink()
+    summary = resume(folder, progress=False)
+    assert summary["step"] == 4 and (folder / "model.safetensors").is_file()
+    assert "has no checkpoint yet" in (folder / "train.log").read_text()
+
+
+def test_a_diverging_run_stops_with_one_line(tmp_path):
+    config = tiny_config(train={"lr": 1e30, "warmup_steps": 0, "log_every": 2, "max_steps": 40, "eval_every": 40})
+    with pytest.raises(AttendError, match="training diverged: the loss is nan at step"):
+        train(config, tmp_path / "m", progress=False)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_stops_after_a_step_with_a_checkpoint_and_resume_goes_on(tmp_path):
+    """What `timeout`, Slurm or `docker stop` send: the steps since the last validation are kept."""
+    (tmp_path / "c.yaml").write_text(
+        "data: {recipe: reverse, synthetic_size: 2000, synthetic_vocab: 8, synthetic_max_len: 6}\n"
+        "model: {family: transformer, hidden_size: 32, embed_dim: 32, ff_size: 64, encoder_layers: 1, "
+        "decoder_layers: 1, heads: 2, max_positions: 64}\n"
+        "train: {max_steps: 100000, eval_every: 100000, log_every: 5, batch_tokens: 400, precision: fp32, "
+        "threads: 1, pictures: false}\n")
+    folder = tmp_path / "m"
+    process = subprocess.Popen([sys.executable, "-m", "attend.cli", "train", str(tmp_path / "c.yaml"), "--out",
+                                str(folder), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (folder / "metrics.jsonl").is_file() and time.time() < deadline:  # the first logged steps
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted by SIGTERM" in out and "(again to stop at once)" in err
+    saved = sorted((folder / "checkpoints").glob("step-*"))
+    assert len(saved) == 1 and int(saved[0].name[5:]) >= 5
+    assert (saved[0].stat().st_mode & 0o777) == (folder.stat().st_mode & 0o777)  # as shared as the run's folder
+    stopped = int(saved[0].name[5:])
+    summary = resume(folder, progress=False, max_steps=stopped + 3)
+    assert summary["step"] == stopped + 3
 
 
 def test_the_first_loss_logged_after_a_resume_averages_its_own_steps(tmp_path):
