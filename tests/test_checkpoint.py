@@ -143,3 +143,15 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
         atomic_write(target, "new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temporary file left behind
+
+
+def test_averaging_more_checkpoints_than_kept_is_the_mean_of_those_kept(trained_folder, tmp_path):
+    """Runs without the Multi30k data too; --last 5 over a run that kept 2 divides by 2."""
+    from attend.average import average_checkpoints
+
+    out, chosen = average_checkpoints(trained_folder, tmp_path / "avg", last=5)
+    assert len(chosen) == 2
+    a, b = (load_model(trained_folder, weights_from=c).model.state_dict() for c in chosen)
+    averaged = load_model(out).model.state_dict()
+    for name in ("out.bias", "out.weight"):
+        torch.testing.assert_close(averaged[name], (a[name] + b[name]) / 2)

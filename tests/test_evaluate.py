@@ -32,3 +32,14 @@ def test_a_loss_driven_task_is_scored_by_every_metric():
     assert set(score("loss", hyps, refs)) >= {"bleu", "chrf", "accuracy", "wer", "per"}
     assert score("loss", hyps, refs)["wer"] == 50.0
     assert "wer" not in score("bleu", hyps, refs) and "bleu" not in score("per", hyps, refs)
+
+
+def test_per_divides_by_the_length_of_the_closest_reference():
+    assert wer_per(["K AE"], [["K AE T"]])["per"] == pytest.approx(100 / 3)  # one deletion in three phonemes
+
+
+def test_bleu_counts_every_reference():
+    hyps = ["the cat sat on the mat", "a dog runs in the park"]
+    refs = [["the cat sat on a mat", "the cat sat on the mat"], ["a dog is running in the park", "a dog runs in the park"]]
+    expected = sacrebleu.corpus_bleu(hyps, [[r[0] for r in refs], [r[1] for r in refs]]).score
+    assert bleu_chrf(hyps, refs)["bleu"] == pytest.approx(expected) == pytest.approx(100.0)

@@ -68,10 +68,12 @@ def test_beam_best_outputs_agree_and_nbest_scores_are_close(exports, name):
     same_best = 0
     for a, c in zip(attend, ct2):
         assert len(c) == 3 and [o.score for o in c] == sorted((o.score for o in c), reverse=True)
+        below_limit = all(len(o.tokens) < 13 for o in a)  # at the limit attend also scores the forced </s>
         if a[0].text == c[0].text:
             same_best += 1
-            assert c[0].score == pytest.approx(a[0].score, abs=SCORE_TOLERANCE)
-        if [o.text for o in a] == [o.text for o in c]:
+            if below_limit:
+                assert c[0].score == pytest.approx(a[0].score, abs=SCORE_TOLERANCE)
+        if [o.text for o in a] == [o.text for o in c] and below_limit:
             assert [o.score for o in c] == pytest.approx([o.score for o in a], abs=SCORE_TOLERANCE)
     # at alpha 0 both engines search until no live beam can beat the best finished hypothesis
     assert same_best == len(INPUTS)

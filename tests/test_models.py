@@ -349,3 +349,70 @@ def test_attention_adds_few_parameters_so_families_compare_at_equal_size():
     plain, attentive = make("rnn"), make("rnn-attention")
     count = lambda m: sum(p.numel() for p in m.parameters())
     assert 1.0 < count(attentive) / count(plain) < 1.5  # comparable sizes: attention adds little
+
+
+def test_additive_attention_scores_are_v_tanh_wq_plus_wk():
+    """Teacher forcing and stepping share this score, so only the equation itself can check it."""
+    from attend.models.attention import AdditiveAttention
+
+    torch.manual_seed(0)
+    attention = AdditiveAttention(8, 6, 5)
+    query, states = torch.randn(2, 3, 8), torch.randn(2, 4, 6)  # (batch, tgt_len, q), (batch, src_len, k)
+    expected = torch.einsum("a,btsa->bts", attention.v.weight[0],
+                            torch.tanh(attention.w_q(query)[:, :, None] + attention.w_k(states)[:, None]))
+    torch.testing.assert_close(attention.score(query, attention.prepare_keys(states)), expected)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_the_encoders_final_state_is_the_top_layer_where_each_direction_ends(cell):
+    torch.manual_seed(0)
+    cfg = ModelConfig(family="rnn", hidden_size=16, embed_dim=8, encoder_layers=2, decoder_layers=2, dropout=0.0,
+                      cell=cell)
+    model = build_model(cfg, 12, 9).eval()
+    src = torch.tensor([[5, 6, 7, 3], [8, 9, 3, 0]])
+    mask = src != 0
+    states, finals = model.encoder(src, mask)  # states: (batch, src_len, hidden), both directions
+    for row, length in enumerate(mask.sum(1).tolist()):
+        torch.testing.assert_close(finals[0][row, :8], states[row, length - 1, :8])  # forward: at the last token
+        torch.testing.assert_close(finals[0][row, 8:], states[row, 0, 8:])  # backward: at the first
+
+
+def test_bahdanau_attends_with_the_top_decoder_layers_previous_state():
+    torch.manual_seed(0)
+    cfg = ModelConfig(family="rnn-attention", attention="bahdanau", hidden_size=16, embed_dim=8, encoder_layers=1,
+                      decoder_layers=2, dropout=0.0)
+    model = build_model(cfg, 12, 9).eval()
+    src = torch.tensor([[5, 6, 7, 3]])
+    mask = src != 0
+    with torch.no_grad():
+        memory = model.encode(src, mask)
+        state = {"hidden": torch.randn_like(model.init_state(memory)["hidden"])}  # (batch, layers, hidden)
+        _, _, weights = model.step(torch.tensor([4]), state, memory, return_attention=True)
+        _, expected = model.attention(state["hidden"][:, -1:], memory["keys"], memory["states"], mask)
+    torch.testing.assert_close(weights[:, 0, 0], expected[:, 0])
+
+
+def test_input_feeding_carries_the_attentional_vector_to_the_next_step():
+    torch.manual_seed(0)
+    cfg = ModelConfig(family="rnn-attention", attention="general", input_feeding=True, hidden_size=16, embed_dim=8,
+                      encoder_layers=1, decoder_layers=1, dropout=0.0)
+    model = build_model(cfg, 12, 9).eval()
+    src = torch.tensor([[5, 6, 7, 3]])
+    with torch.no_grad():
+        memory = model.encode(src, src != 0)
+        first = model.init_state(memory)
+        _, after, _ = model.step(torch.tensor([4]), first, memory)
+    assert not torch.equal(after["feed"], first["feed"]) and after["feed"].abs().sum() > 0
+
+
+def test_sinusoidal_positions_are_the_papers_table():
+    """PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(pos / 10000^(2i/d)), checked at a few points."""
+    import math
+
+    from attend.models.transformer import sinusoids
+
+    table = sinusoids(50, 8)  # (positions, d_model)
+    for pos, i in ((0, 0), (1, 0), (7, 1), (49, 3)):
+        angle = pos / 10000 ** (2 * i / 8)
+        assert table[pos, 2 * i].item() == pytest.approx(math.sin(angle), abs=1e-6)
+        assert table[pos, 2 * i + 1].item() == pytest.approx(math.cos(angle), abs=1e-6)

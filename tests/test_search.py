@@ -219,3 +219,50 @@ def test_an_output_does_not_depend_on_its_batch_companions(search):
     first = decode(alone, alone != 0, output_limits(alone != 0))[0][0].tokens
     assert first == decode(together, together != 0, output_limits(together != 0))[0][0].tokens
     assert len(first) == 2 * (len(short)) + 10 - 1  # it did run to its own limit, </s> forced at the last step
+
+
+def test_length_penalty_is_gnmts_formula():
+    """((5 + length) / 6) ** alpha, pinned to numbers: the other tests rank with the function itself."""
+    assert length_penalty(1, 1.0) == 1.0 and length_penalty(7, 0.5) == pytest.approx(2 ** 0.5)
+    assert length_penalty(13, 0.0) == 1.0
+
+
+def test_nbest_is_the_exhaustive_top_even_when_the_best_ends_at_once():
+    """The search may stop only when no open beam can still enter the n-best, not when the best has ended."""
+    model = random_model(sharpen=1.0)
+    with torch.no_grad():
+        model.out.bias[EOS_ID] += 3.0  # the empty output is the best; the runners-up are longer
+    src, src_mask = sources()
+    found = beam_search(model, src, src_mask, 4, beam_size=85, nbest=5)
+    for row in range(3):
+        best = exhaustive(model, src[row:row + 1], src_mask[row:row + 1], 4)[:5]
+        assert [h.tokens for h in found[row]] == [tokens for _, tokens in best]
+
+
+def test_a_wide_beam_with_a_length_penalty_finds_the_exhaustive_penalised_ranking():
+    model = random_model()
+    src, src_mask = sources()
+    found = beam_search(model, src, src_mask, 4, beam_size=85, nbest=5, alpha=1.0)
+    for row in range(3):
+        every = exhaustive(model, src[row:row + 1], src_mask[row:row + 1], 4)
+        ranked = sorted(every, key=lambda st: -st[0] / length_penalty(len(st[1]) + 1, 1.0))[:5]  # + </s>
+        assert [h.tokens for h in found[row]] == [tokens for _, tokens in ranked]
+
+
+def test_nucleus_sampling_draws_only_from_the_smallest_set_holding_top_p():
+    model = random_model(seed=7, sharpen=1.0)
+    src, src_mask = sources()
+    draws = 3000
+    src, src_mask = src[:1].repeat(draws, 1), src_mask[:1].repeat(draws, 1)
+    generators = [torch.Generator().manual_seed(i) for i in range(draws)]
+    found = sample(model, src, src_mask, 2, top_p=0.5, generators=generators)
+    first = {h[0].tokens[0] if h[0].tokens else EOS_ID for h in found}
+    with torch.no_grad():
+        memory = model.encode(src[:1], src_mask[:1])
+        logits = model.step(torch.tensor([BOS_ID]), model.init_state(memory), memory)[0][0].float()
+    logits[[PAD_ID, BOS_ID]] = float("-inf")
+    probs = torch.softmax(logits, -1)
+    order = probs.argsort(descending=True)
+    mass_before = probs[order].cumsum(0) - probs[order]
+    nucleus = set(order[mass_before <= 0.5].tolist())
+    assert first <= nucleus and len(nucleus) < VOCAB - 2  # the cut left something out, and nothing past it came

@@ -72,3 +72,14 @@ def test_long_pairs_are_skipped_and_batches_respect_token_budget():
         real = (batch.tgt_out[:, :-1] != 0) & (batch.tgt_out[:, :-1] != EOS_ID)
         assert (batch.tgt_in[:, 0] == BOS_ID).all()
         assert (batch.tgt_out[:, :-1] == batch.tgt_in[:, 1:])[real].all()  # the output is the input shifted by one
+
+
+def test_the_token_budget_holds_when_targets_are_longer_than_sources():
+    tok, vocab = WordTokenizer(), Vocab.build([["a"], ["b"]])
+    examples, _, _ = encode_pairs([("a", "b b b")] * 10, tok, tok, vocab, vocab, max_len=20)
+    for indices in bucket_batches(examples, batch_tokens=24):
+        assert collate(examples, indices).tgt_in.numel() <= 24  # <s> + 3 tokens, so 6 sentences a batch
+
+
+def test_char_detokenizing_drops_spaces_at_the_edges():
+    assert CharTokenizer().decode(["\u2581", "a", "\u2581", "b", "\u2581"]) == "a b"

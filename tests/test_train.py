@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from attend.checkpoint import TRAINER_STATE, load_model, load_weights, weights_bytes
+from attend.data.batching import bucket_batches, collate
+from attend.data.vocab import PAD_ID
 from attend.errors import AttendError
 from attend.inference import Translator
 from attend.models import build_model
@@ -341,3 +343,35 @@ def test_an_empty_first_validation_line_does_not_stop_the_pictures(tmp_path):
                       train={"max_steps": 4, "eval_every": 4, "pictures": True})
     train(cfg, tmp_path / "m", progress=False)
     assert any((tmp_path / "m/pictures").glob("*.png"))
+
+
+def first_batch(trainer):
+    return collate(trainer.data.examples, bucket_batches(trainer.data.examples, 800)[0])
+
+
+def test_the_training_loss_is_label_smoothed_cross_entropy_per_target_token(tmp_path):
+    config = tiny_config(train={"label_smoothing": 0.1, "clip_norm": 0.0})
+    trainer = Trainer(config, tmp_path, prepare(config), progress=False)
+    batch = first_batch(trainer)
+    trainer.model.train()  # dropout is 0, so this forward pass is the step's own
+    with torch.no_grad():
+        logits = trainer.model(batch.src, batch.src_mask, batch.tgt_in)  # (batch, tgt_len, vocab)
+    expected = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), batch.tgt_out.reshape(-1),
+                                                 ignore_index=PAD_ID, label_smoothing=0.1,
+                                                 reduction="sum") / batch.n_tgt_tokens
+    assert float(trainer._train_step(batch)) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_gradients_are_clipped_to_clip_norm(tmp_path):
+    config = tiny_config(train={"clip_norm": 0.01})
+    trainer = Trainer(config, tmp_path, prepare(config), progress=False)
+    trainer._train_step(first_batch(trainer))
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainer.model.parameters() if p.grad is not None]))
+    assert norm <= 0.01 * 1.001
+
+
+def test_warmup_rises_linearly_and_inverse_sqrt_halves_at_four_times_warmup():
+    t = tiny_config(train={"warmup_steps": 10, "schedule": "inverse_sqrt"}).train
+    assert learning_rate_factor(0, t) == pytest.approx(0.1)
+    assert learning_rate_factor(9, t) == pytest.approx(1.0)
+    assert learning_rate_factor(39, t) == pytest.approx(0.5)
