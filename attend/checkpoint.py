@@ -28,6 +28,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,10 +68,14 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_text_writer(path: str | Path | None):
+def atomic_text_writer(path: str | Path | None, keep: Iterable[str | Path | None] = ()):
     """A write(text) function for streaming output: to stdout, or to a temporary file that replaces `path`
     only when the block finishes without error, so a failed run never leaves a half-written file. A name
-    ending in .gz is written gzip-compressed, as such a name is read."""
+    ending in .gz is written gzip-compressed, as such a name is read.
+
+    `keep` names the command's inputs (files, and model folders): an output that is one of them, or lies in
+    one, is refused before anything is read. A link is followed, an existing file keeps its permissions, and
+    what is not a regular file (/dev/null, a named pipe) is written into as it is."""
     if path is None:
         def write(text: str) -> None:
             sys.stdout.write(text)
@@ -78,11 +83,17 @@ def atomic_text_writer(path: str | Path | None):
 
         yield write
         return
-    path = Path(path)
+    path = Path(os.path.realpath(path))
     if path.is_dir():
         raise AttendError(f"{path}: is a folder; --output takes the name of a file")
     if not path.parent.is_dir():
         raise AttendError(f"{path}: its folder {path.parent} does not exist; create it or choose another --output")
+    refuse_an_input(path, keep)
+    if path.exists() and not path.is_file():  # a device or a pipe: nothing to replace, and nothing to keep whole
+        with open(path, "w", encoding="utf-8", newline="") as stream:
+            yield stream.write
+        return
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
     handle, temporary = _temporary_beside(path)
     try:
         with os.fdopen(handle, "wb") as raw:
@@ -95,11 +106,22 @@ def atomic_text_writer(path: str | Path | None):
                 text.close()  # closes the gzip layer, which writes its trailer; raw stays open
             raw.flush()
             os.fsync(raw.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException as e:
         Path(temporary).unlink(missing_ok=True)
         _raise_unwritable(path, e)
+
+
+def refuse_an_input(output: str | Path, keep: Iterable[str | Path | None]) -> None:
+    """An output that would replace one of the command's inputs, or a file of its model folder, is an error."""
+    output = Path(os.path.realpath(output))
+    for given in filter(None, keep):
+        given = Path(given)
+        if given.is_dir() and output.is_relative_to(Path(os.path.realpath(given))):
+            raise AttendError(f"{output}: lies in the model folder {given}; choose an --output elsewhere")
+        if given.is_file() and output.exists() and os.path.samefile(output, given):
+            raise AttendError(f"{output}: is {given}, which this command reads; choose another --output")
 
 
 def _temporary_beside(path: Path) -> tuple[int, str]:
@@ -119,7 +141,9 @@ def _raise_unwritable(path: Path, error: BaseException):
 
 def require_new_folder(folder: Path, advice: str) -> None:
     """Refuse to write into a folder that holds anything: a run never mixes its files with another's."""
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+    if folder.exists() and not folder.is_dir():
+        raise AttendError(f"{folder}: is a file; give the name of a new folder")
+    if folder.exists() and any(folder.iterdir()):
         raise AttendError(f"{folder}: already exists and is not empty; {advice}")
 
 
@@ -325,12 +349,17 @@ def load_trainer_state(checkpoint: Path) -> dict:
 
 
 def read_json(path: Path) -> dict:
+    """A JSON object from a model folder; a missing or damaged file is a one-line error naming it."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise AttendError(f"{path}: missing; the model folder is incomplete") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise AttendError(f"{path}: corrupt JSON ({e}); retrain or restore the model folder") from None
+    if not isinstance(data, dict):
+        raise AttendError(f"{path}: holds a JSON {type(data).__name__}, not an object; retrain or restore the "
+                          "model folder")
+    return data
 
 
 def load_folder_config(folder: Path) -> Config:
@@ -367,8 +396,10 @@ def load_vocabs(folder: Path) -> tuple[Vocab, Vocab]:
     vocab = read_json(folder / VOCAB)
     try:
         return Vocab(vocab["src"]), Vocab(vocab["tgt"])
-    except (KeyError, TypeError) as e:
-        raise AttendError(f"{folder}: vocab.json lacks {e}; the model folder is damaged") from None
+    except KeyError as e:
+        raise AttendError(f"{folder / VOCAB}: lacks {e}; the model folder is damaged") from None
+    except TypeError as e:
+        raise AttendError(f"{folder / VOCAB}: damaged ({e}); the model folder is damaged") from None
 
 
 def load_model(folder: str | Path, weights_from: Path | None = None) -> LoadedModel:
@@ -376,6 +407,9 @@ def load_model(folder: str | Path, weights_from: Path | None = None) -> LoadedMo
     folder = Path(folder)
     if not folder.is_dir():
         raise AttendError(f"{folder}: model folder not found; train one with 'attend train' or 'attend quickstart'")
+    if (folder / "model.bin").exists() and not (folder / META).exists():
+        raise AttendError(f"{folder}: a CTranslate2 export, not an attend model folder; run it with "
+                          f"'attend translate --engine ctranslate2 -m {folder}'")
     config = load_folder_config(folder)
     src_vocab, tgt_vocab = load_vocabs(folder)
     toks = load_tokenizers(folder)

@@ -7,9 +7,12 @@ non-zero exit; `--debug` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from attend.config import METRICS
@@ -25,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return args.run(args) or 0
+        with sigterm_as_interrupt():
+            return args.run(args) or 0
     except AttendError as e:
         if args.debug:
             raise
@@ -37,6 +41,29 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `attend translate ... | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # a file that cannot be read or written (no permission, a full disk, a folder)
+        if args.debug:
+            raise
+        print(f"attend: error: {f'{e.filename}: ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (`timeout`, `kill`, `docker stop`) ends a command as Ctrl-C does, so temporary files are
+    removed and an output file is left as it was."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,6 +269,9 @@ def cmd_translate(args) -> int:
     from attend.checkpoint import atomic_text_writer
     from attend.inference import Translator
 
+    if args.sample and (args.beam is not None or args.alpha is not None):
+        raise AttendError("--sample draws outputs one token at a time; --beam and --alpha are for search, leave "
+                          "them out (--nbest N draws N samples)")
     lines, source, total = input_stream(args)
     if args.engine == "ctranslate2":
         from attend.export import CTranslate2Translator
@@ -259,7 +289,7 @@ def cmd_translate(args) -> int:
 
         bar = tqdm(total=total, desc="translating", unit="line", dynamic_ncols=True)
     nbest = args.nbest > 1
-    with atomic_text_writer(args.output) as write:
+    with atomic_text_writer(args.output, keep=[args.input, args.model]) as write:
         for i, outs in enumerate(translator.translate_stream(lines, source, progress=bar.update if bar else None)):
             write("".join(f"{i}\t{o.score:.4f}\t{o.text}\n" for o in outs) if nbest else outs[0].text + "\n")
     if bar is not None:
@@ -273,6 +303,11 @@ def cmd_evaluate(args) -> int:
     from attend.inference import Translator
 
     sources, refs, source = read_test_set(args)
+    inputs = [args.src, *(args.ref or []), args.lexicon, args.model]
+    if args.output:
+        from attend.checkpoint import refuse_an_input
+
+        refuse_an_input(args.output, inputs)  # before the decoding, not after it
     loaded = load(args.model)
     options = search_options(args, loaded.path)
     print(describe_search(options, args, loaded, source), file=sys.stderr)
@@ -281,7 +316,7 @@ def cmd_evaluate(args) -> int:
     if args.output:
         from attend.checkpoint import atomic_text_writer
 
-        with atomic_text_writer(args.output) as write:
+        with atomic_text_writer(args.output, keep=inputs) as write:
             write("".join(h + "\n" for h in hyps))
     report_unseen(translator)
     print(format_table(score(loaded.config.data.metric, hyps, refs), len(sources)))
@@ -294,6 +329,8 @@ def cmd_tune(args) -> int:
 
     if args.beam < 2:
         raise AttendError("--beam must be at least 2: the length penalty only matters to beam search")
+    if not all(0.0 <= a < math.inf for a in args.alphas):
+        raise AttendError(f"--alphas must be numbers from 0 up, got {' '.join(f'{a:g}' for a in args.alphas)}")
     sources, refs, source = read_test_set(args)
     loaded = load(args.model)
     if not os.access(loaded.path, os.W_OK):  # found before the decoding, not after it
@@ -330,8 +367,11 @@ def cmd_explain(args) -> int:
 
     from attend.explain import explain
 
-    if (args.beam is not None and args.beam < 1) or args.top_k < 1 or args.fps <= 0:
-        raise AttendError("--beam and --top-k must be at least 1 and --fps above 0")
+    if (args.beam is not None and args.beam < 1) or args.top_k < 1 or not 0.1 <= args.fps <= 60:
+        raise AttendError("--beam and --top-k must be at least 1, and --fps from 0.1 to 60")
+    if args.alpha is not None and not 0.0 <= args.alpha < math.inf:
+        raise AttendError(f"--alpha must be a number from 0 up, got {args.alpha:g}")
+    check_utf8([args.text])
     started = time.perf_counter()
     models = [load(folder) for folder in (args.compare or [args.model])]
     result = explain(models, args.text, Path(args.out), animate=args.animate, html=args.html, beam_size=args.beam,
@@ -357,9 +397,6 @@ def cmd_info(args) -> int:
     from attend.models import count_parameters
     from attend.tuning import saved_search
 
-    if (Path(args.model) / "model.bin").exists() and not (Path(args.model) / "meta.json").exists():
-        raise AttendError(f"{args.model}: a CTranslate2 export (see its export.json); 'attend info' reads attend "
-                          "model folders, and 'attend translate --engine ctranslate2 -m' runs this one")
     loaded = load(args.model)
     m, meta = loaded.config.model, loaded.meta
     family = m.family if m.family == "transformer" else f"{m.family} ({m.cell}, {m.attention if m.family == 'rnn-attention' else 'no'} attention)"
@@ -443,6 +480,7 @@ def input_stream(args):
     if args.text and args.input:
         raise AttendError("give inputs as arguments or with --input, not both")
     if args.text:
+        check_utf8(args.text)
         return list(args.text), "argument", len(args.text)
     if args.input:
         lines = iter_lines(args.input)
@@ -457,10 +495,21 @@ def input_stream(args):
         return (decode_line(line.rstrip(b"\n"), "stdin", n) for n, line in enumerate(sys.stdin.buffer, 1)), "stdin", None
 
 
+def check_utf8(texts: list[str]) -> None:
+    """Text arguments that the shell passed as bytes which are not UTF-8 (Python keeps them as surrogates)."""
+    for number, text in enumerate(texts, 1):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise AttendError(f"argument {number}: invalid UTF-8 at character {e.start}; give the text in UTF-8") from None
+
+
 def read_test_set(args) -> tuple[list[str], list[list[str]], str]:
     """(inputs, references per input, name) from --src/--ref files or a --lexicon."""
     from attend.data.corpus import read_lines
 
+    if args.lexicon and (args.src or args.ref):
+        raise AttendError(f"attend {args.command} takes --src and --ref, or --lexicon, not both")
     if args.lexicon:
         from attend.recipes import group_references
         from attend.recipes.g2p_cmudict import read_lexicon_file

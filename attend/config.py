@@ -206,15 +206,17 @@ def load_config(path: str | Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise AttendError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise AttendError(f"{path}: is a folder; give the config's YAML file") from None
     except UnicodeDecodeError as e:
         raise AttendError(f"{path}: not valid UTF-8 at byte {e.start}") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
+        line = f" line {mark.line + 1}:" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise AttendError(f"{path}:{line}: malformed YAML: {problem}") from None
+        raise AttendError(f"{path}:{line} malformed YAML: {problem}") from None
     return config_from_dict(raw, str(path))
 
 

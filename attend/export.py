@@ -212,7 +212,7 @@ class CTranslate2Translator:
         except (RuntimeError, ValueError) as e:
             raise AttendError(f"{self.folder}: CTranslate2 cannot load it ({str(e).splitlines()[0]})") from None
         if self.options.sample and self.options.seed is not None:
-            ctranslate2.set_random_seed(self.options.seed)
+            ctranslate2.set_random_seed(self.options.seed % 2 ** 32)  # CTranslate2 takes 32-bit seeds
 
     def _check_folder(self) -> None:
         if not self.folder.is_dir():

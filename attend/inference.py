@@ -6,6 +6,7 @@ the quickstart, so every path decodes the same way.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Optional
@@ -44,8 +45,12 @@ class SearchOptions:
     def check(self) -> None:
         if self.beam_size < 1 or self.nbest < 1:
             raise AttendError("--beam and --nbest must be at least 1")
-        if not 0.0 < self.top_p <= 1.0 or self.top_k < 0 or self.temperature <= 0.0:
+        if not 0.0 <= self.alpha < math.inf:  # NaN compares False
+            raise AttendError(f"--alpha must be a number from 0 up, got {self.alpha:g}")
+        if not 0.0 < self.top_p <= 1.0 or self.top_k < 0 or not 0.0 < self.temperature < math.inf:
             raise AttendError("sampling needs --temperature > 0, --top-k >= 0 and 0 < --top-p <= 1")
+        if self.seed is not None and not 0 <= self.seed < 2 ** 63:
+            raise AttendError(f"--seed must be from 0 to 2**63 - 1, got {self.seed}")
         if self.nbest > self.beam_size and not self.sample:
             self.beam_size = self.nbest  # n-best needs at least n beams
 
@@ -196,8 +201,8 @@ class Translator:
         the batch; None (PyTorch's global generator) when not."""
         if self.options.seed is None:
             return None
-        return [torch.Generator(device=self.device).manual_seed(self.options.seed * 1_000_003 + n + draw * 1_000_000_007)
-                for n in line_numbers]
+        return [torch.Generator(device=self.device).manual_seed(
+                    (self.options.seed * 1_000_003 + n + draw * 1_000_000_007) % 2 ** 64) for n in line_numbers]
 
     def _output(self, hyp) -> Output:
         tokens = self.loaded.tgt_vocab.decode(hyp.tokens)

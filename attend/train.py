@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import signal
 import sys
@@ -418,7 +419,7 @@ class Trainer:
             if self.device.type == "cuda" and len(state.get("cuda_rng", [])) == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(state["cuda_rng"])
             random.setstate((3, tuple(state["python_rng"]), None))
-        except (KeyError, ValueError, RuntimeError) as e:
+        except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as e:
             raise AttendError(f"{checkpoint_dir}: training state does not match this model ({e})") from None
         self._forget_metrics_after(self.step)
 
@@ -488,13 +489,24 @@ class Trainer:
         bar.refresh()
 
 
+def use_threads(threads: int) -> None:
+    """train.threads (0: PyTorch's choice), at most the processors this machine has: more only contend (and
+    tens of thousands crash PyTorch), and a config may come from a larger machine."""
+    available = os.cpu_count() or 1
+    if threads > available:
+        print(f"attend: note: train.threads={threads}, but this machine has {available} processors; using "
+              f"{available}", file=sys.stderr)
+        threads = available
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
 def train(config: Config, folder: str | Path, progress: bool = True) -> dict:
     """Train a new model into `folder`, which must not already hold one."""
     folder = Path(folder)
     checkpoint.require_new_folder(folder, f"use 'attend train --resume {folder}' to continue it, or choose "
                                           "another --out")
-    if config.train.threads > 0:
-        torch.set_num_threads(config.train.threads)
+    use_threads(config.train.threads)
     data = prepare(config)
     with checkpoint.new_run_folder(folder):
         checkpoint.save_static(folder, config, data.src_tokenizer, data.tgt_tokenizer, data.src_vocab,
@@ -517,8 +529,7 @@ def resume(folder: str | Path, progress: bool = True, max_steps: int | None = No
     for key, value in changes.items():
         setattr(config.train, key, value)
     config.train.validate(f"{folder}: the changed settings")  # never write a config.yaml that cannot load
-    if config.train.threads > 0:
-        torch.set_num_threads(config.train.threads)
+    use_threads(config.train.threads)
     data = prepare(config, tokenizers, vocabs)
     trainer = Trainer(config, folder, data, progress)
     ckpt = checkpoint.latest_checkpoint(folder)

@@ -9,10 +9,12 @@ as search.json, which `translate` and `evaluate` then use by default.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Callable
 
 from attend.checkpoint import LoadedModel, atomic_write
+from attend.errors import AttendError
 from attend.evaluate import HIGHER_IS_BETTER, score
 from attend.inference import SearchOptions, Translator
 
@@ -71,11 +73,15 @@ def resolve_search(tuned: dict, beam_size: int | None, alpha: float | None) -> t
 
 def saved_search(folder: Path | None) -> dict:
     """The tuned beam and alpha of a model folder and the file they were tuned on, or {} when it has none
-    (or an unreadable one, or there is no folder)."""
-    if folder is None:
+    (or there is no folder). A damaged search.json is an error: decoding greedily instead would be silent."""
+    if folder is None or not (Path(folder) / SEARCH).exists():
         return {}
+    path = Path(folder) / SEARCH
     try:
-        saved = json.loads((Path(folder) / SEARCH).read_text(encoding="utf-8"))
-        return {"beam": int(saved["beam"]), "alpha": float(saved["alpha"]), "tuned_on": str(saved.get("tuned_on", ""))}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        beam, alpha = int(saved["beam"]), float(saved["alpha"])
+        if beam < 1 or not 0.0 <= alpha < math.inf:
+            raise ValueError(f"beam {beam}, alpha {alpha:g}")
+        return {"beam": beam, "alpha": alpha, "tuned_on": str(saved.get("tuned_on", ""))}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise AttendError(f"{path}: damaged ({e}); run 'attend tune' again, or delete it to decode greedily") from None

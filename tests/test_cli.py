@@ -4,8 +4,10 @@ import gzip
 import io
 import select
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -268,10 +270,86 @@ def test_every_command_has_help(command, capsys):
     assert "usage: attend " + command in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("flags", [["--batch-size", "0"], ["--beam", "0"], ["--sample", "--top-p", "1.5"]])
-def test_bad_search_flags_are_one_line_errors(trained_folder, capsys, flags):
+@pytest.mark.parametrize("flags, message", [
+    (["--batch-size", "0"], "--batch-size must be at least 1"), (["--beam", "0"], "--beam and --nbest"),
+    (["--sample", "--top-p", "1.5"], "sampling needs"), (["--sample", "--temperature", "nan"], "sampling needs"),
+    (["--alpha", "nan"], "--alpha must be a number from 0 up, got nan"), (["--alpha", "-1"], "--alpha must be"),
+    (["--sample", "--seed", "99999999999999999999999"], "--seed must be from 0"),
+    (["--sample", "--beam", "4"], "--beam and --alpha are for search"),
+])
+def test_bad_search_flags_are_one_line_errors(trained_folder, capsys, flags, message):
     code, out, err = run(capsys, "translate", "--model", str(trained_folder), *flags, "a b")
     assert code == 1 and out == "" and err.startswith("attend: error: ") and err.count("\n") == 1
+    assert message in err
+
+
+def test_text_arguments_that_are_not_utf8_are_named(trained_folder):
+    result = subprocess.run([sys.executable, "-m", "attend", "translate", "-m", str(trained_folder), "a b", b"a\xffb"],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "argument 2: invalid UTF-8 at character 1" in result.stderr
+
+
+def test_an_output_never_replaces_an_input_or_a_models_file(trained_folder, tmp_path, capsys):
+    (tmp_path / "in.txt").write_text("a b\n")
+    (tmp_path / "ref.txt").write_text("b a\n")
+    m = str(trained_folder)
+    for argv, what in (
+        (["translate", "-m", m, "-i", str(tmp_path / "in.txt"), "-o", str(tmp_path / "in.txt")], "which this command reads"),
+        (["translate", "-m", m, "a b", "-o", str(trained_folder / "model.safetensors")], "lies in the model folder"),
+        (["evaluate", "-m", m, "--src", str(tmp_path / "in.txt"), "--ref", str(tmp_path / "ref.txt"),
+          "-o", str(tmp_path / "ref.txt")], "which this command reads"),
+    ):
+        code, out, err = run(capsys, *argv)
+        assert code == 1 and what in err, argv
+    assert (tmp_path / "in.txt").read_text() == "a b\n" and (tmp_path / "ref.txt").read_text() == "b a\n"
+    assert main(["info", "-m", m]) == 0  # the weights are whole
+
+
+def test_an_output_through_a_link_writes_its_target_and_keeps_its_permissions(trained_folder, tmp_path, capsys):
+    target = tmp_path / "private.txt"
+    target.write_text("old\n")
+    target.chmod(0o600)
+    (tmp_path / "link.txt").symlink_to(target)
+    assert run(capsys, "translate", "-m", str(trained_folder), "a b", "-o", str(tmp_path / "link.txt"))[0] == 0
+    assert (tmp_path / "link.txt").is_symlink() and target.read_text() != "old\n"
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: (f / "meta.json").write_text("[]"), "meta.json: holds a JSON list, not an object"),
+    (lambda f: (f / "search.json").write_text('{"beam": 0, "alpha": 1}'), "search.json: damaged (beam 0"),
+    (lambda f: (f / "search.json").write_text("{"), "search.json: damaged"),
+    (lambda f: ((f / "meta.json").unlink(), (f / "model.bin").write_bytes(b"x")), "a CTranslate2 export"),
+    (lambda f: ((f / "config.yaml").unlink(), (f / "config.yaml").mkdir()), "config.yaml: Is a directory"),
+])
+def test_a_damaged_model_folder_is_one_line(trained_folder, tmp_path, capsys, damage, message):
+    folder = tmp_path / "m"
+    shutil.copytree(trained_folder, folder)
+    damage(folder)
+    code, out, err = run(capsys, "translate", "-m", str(folder), "a b")
+    assert code == 1 and message in err and err.count("\n") == 1
+
+
+def test_sigterm_leaves_an_output_file_as_it_was(trained_folder, tmp_path):
+    (tmp_path / "in.txt").write_text("a b c d e f\n" * 200000)
+    (tmp_path / "out.txt").write_text("earlier output\n")
+    process = subprocess.Popen([sys.executable, "-m", "attend", "translate", "-m", str(trained_folder), "--quiet",
+                                "-i", str(tmp_path / "in.txt"), "-o", str(tmp_path / "out.txt")],
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".out.txt.*.tmp")) and time.time() < deadline:  # decoding has begun
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in err
+    assert (tmp_path / "out.txt").read_text() == "earlier output\n" and not list(tmp_path.glob(".out.txt.*"))
+
+
+def test_evaluate_takes_files_or_a_lexicon_not_both(trained_folder, tmp_path, capsys):
+    (tmp_path / "lex").write_text("AB  B A\n")
+    code, _, err = run(capsys, "evaluate", "-m", str(trained_folder), "--lexicon", str(tmp_path / "lex"),
+                       "--src", str(tmp_path / "lex"), "--ref", str(tmp_path / "lex"))
+    assert code == 1 and "--src and --ref, or --lexicon, not both" in err
 
 
 def test_int8_translation_runs_and_mostly_agrees(trained_folder, capsys):

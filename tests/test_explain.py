@@ -11,6 +11,7 @@ from PIL import Image
 from attend.checkpoint import load_model
 from attend.cli import main
 from attend.data.vocab import EOS_ID
+from attend.errors import AttendError
 from attend.explain import describe, explain, map_axes
 from attend.explain.alignment import alignment
 from attend.explain.animate import animate
@@ -197,6 +198,13 @@ def test_explain_replaces_an_earlier_explain_and_nothing_else(loaded, tmp_path):
     explain([loaded], TEXT, tmp_path)  # another input, no --html this time
     assert not (tmp_path / "explain.html").exists()  # the earlier input's page is gone
     assert (tmp_path / "decoding.mp4").read_text().startswith("the user's own")  # explain did not write it
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "cross_attention.png").write_text("the user's own picture, where explain would draw one")
+    with pytest.raises(AttendError, match="cross_attention.png: exists, and no earlier explain wrote it"):
+        explain([loaded], TEXT, mine, animate=True)
+    assert [p.name for p in mine.iterdir()] == ["cross_attention.png"]  # nothing written, nothing left aside
+    assert (mine / "cross_attention.png").read_text().startswith("the user's own")
 
 
 def test_an_out_folder_that_cannot_be_made_is_one_line(trained_folder, tmp_path, capsys):

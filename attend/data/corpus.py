@@ -39,6 +39,8 @@ def decode_line(line: bytes, name: str, number: int) -> str:
 def iter_lines(path: str | Path) -> Iterator[str]:
     """The lines of a text file (.gz is decompressed) one at a time, for inputs too big to hold at once."""
     path = Path(path)
+    if path.is_dir():
+        raise AttendError(f"{path}: is a folder; give a text file")
     if not path.is_file():
         raise AttendError(f"{path}: file not found")
     return _lines_of(path)

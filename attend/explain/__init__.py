@@ -8,6 +8,9 @@ over the shared model interface, so all three families get the same pictures.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,7 +75,9 @@ def explain(models: list[LoadedModel], text: str, out: Path, animate: bool = Fal
     """Trace `text` through each model and write its pictures into `out` (a subfolder per model when comparing).
 
     Each model searches as `translate` would: with `beam_size` and `alpha` where given, else with its tuned
-    search.json, else greedily, so the pictures show the output the model gives.
+    search.json, else greedily, so the pictures show the output the model gives. The pictures are drawn aside
+    and moved in at the end: a failure leaves `out` as it was, and a file there that an earlier explain did
+    not write is never replaced.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -81,52 +86,74 @@ def explain(models: list[LoadedModel], text: str, out: Path, animate: bool = Fal
     searches = [resolve_search(saved_search(m.path), beam_size, alpha) for m in models]
     result = Explained([trace(m, text, beam, model_alpha, top_k, label=label)
                         for m, (beam, model_alpha), label in zip(models, searches, labels)])
-    remove_earlier_pictures(out)
+    make_folder(out)
+    try:
+        staging = Path(tempfile.mkdtemp(dir=out, prefix=".explain-"))
+    except OSError as e:
+        raise AttendError(f"{out}: cannot write the pictures there ({e.strerror}); choose another --out") from None
+    try:
+        drawn = [p.relative_to(staging) for p in draw(result, staging, len(models) > 1, animate, html, fps)]
+        replace_earlier_pictures(out, staging, drawn)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    result.files = [out / name for name in drawn]
+    return result
+
+
+def draw(result: Explained, out: Path, comparing: bool, animate: bool, html: bool, fps: float) -> list[Path]:
+    """Every picture of `result`'s traces, written into `out`; their paths."""
+    files = []
     for t in result.traces:
-        folder = make_folder(out / t.label if len(models) > 1 else out)
-        result.files += write_heatmaps(t, folder)
+        folder = make_folder(out / t.label if comparing else out)
+        files += write_heatmaps(t, folder)
         if animate:
             from attend.explain.animate import animate as write_animation
 
-            result.files += write_animation(t, folder / "decoding.gif", fps=fps, warn=result.notes.append)
+            files += write_animation(t, folder / "decoding.gif", fps=fps, warn=result.notes.append)
         result.notes.append(describe(t))
-    if len(models) > 1:
+    if comparing:
         from attend.explain.heatmap import plot_side_by_side
 
         panels = [(t.family if t.family.startswith(t.label + " ") else f"{t.label}\n{t.family}",
                    t.cross_average, t.tgt_tokens, t.src_tokens)
                   for t in result.traces]
-        result.files.append(plot_side_by_side(panels, out / "compare.png"))
+        files.append(plot_side_by_side(panels, out / "compare.png"))
     if html:
         from attend.explain.page import write_page
 
-        result.files.append(write_page(result.traces, out / "explain.html"))
-    remember_pictures(out, result.files)
-    return result
+        files.append(write_page(result.traces, out / "explain.html"))
+    return files
 
 
 WRITTEN = ".explain-files.json"  # in --out: what the last explain wrote there, so the next can replace it
 
 
-def remove_earlier_pictures(out: Path) -> None:
-    """Delete the files that the last explain into `out` wrote (as its list says), so the folder never mixes
-    two inputs' pictures; files it did not write are never touched."""
-    listing = out / WRITTEN
-    try:
-        earlier = json.loads(listing.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    for name in earlier if isinstance(earlier, list) else []:
-        path = out / str(name)
+def replace_earlier_pictures(out: Path, staging: Path, drawn: list[Path]) -> None:
+    """Move the `drawn` files (relative paths) from `staging` into `out`, in place of the files the last
+    explain into `out` wrote (as its list says), so the folder never mixes two inputs' pictures. Any other
+    file in the way is the user's: that is an error, raised before anything moves."""
+    earlier = earlier_pictures(out)
+    for name in drawn:
+        if (out / name).exists() and name.as_posix() not in earlier:
+            raise AttendError(f"{out / name}: exists, and no earlier explain wrote it; move it, or choose another "
+                              "--out")
+    for name in earlier:
+        path = out / name
         if path.resolve().is_relative_to(out.resolve()) and path.is_file():
             path.unlink()
-    listing.unlink(missing_ok=True)
+    for name in drawn:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / name, out / name)
+    (out / WRITTEN).write_text(json.dumps([name.as_posix() for name in drawn], indent=1), encoding="utf-8")
 
 
-def remember_pictures(out: Path, files: list[Path]) -> None:
-    """Write the list that `remove_earlier_pictures` reads next time."""
-    names = [p.relative_to(out).as_posix() for p in files if p.is_relative_to(out)]
-    (out / WRITTEN).write_text(json.dumps(names, indent=1), encoding="utf-8")
+def earlier_pictures(out: Path) -> list[str]:
+    """The names the last explain into `out` listed, or none."""
+    try:
+        earlier = json.loads((out / WRITTEN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [str(name) for name in earlier] if isinstance(earlier, list) else []
 
 
 def make_folder(folder: Path) -> Path:
