@@ -83,16 +83,17 @@ def atomic_text_writer(path: str | Path | None, keep: Iterable[str | Path | None
 
         yield write
         return
-    path = Path(os.path.realpath(path))
+    path = Path(path)
     if path.is_dir():
         raise AttendError(f"{path}: is a folder; --output takes the name of a file")
-    if not path.parent.is_dir():
-        raise AttendError(f"{path}: its folder {path.parent} does not exist; create it or choose another --output")
-    refuse_an_input(path, keep)
-    if path.exists() and not path.is_file():  # a device or a pipe: nothing to replace, and nothing to keep whole
+    if path.exists() and not path.is_file():  # a device or a pipe (/dev/stdout too): nothing to replace
         with open(path, "w", encoding="utf-8", newline="") as stream:
             yield stream.write
         return
+    path = Path(os.path.realpath(path))  # through a link, to the file it names
+    if not path.parent.is_dir():
+        raise AttendError(f"{path}: its folder {path.parent} does not exist; create it or choose another --output")
+    refuse_an_input(path, keep)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
     handle, temporary = _temporary_beside(path)
     try:

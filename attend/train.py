@@ -231,7 +231,7 @@ class Trainer:
             bar.close()
         if stop.signal is not None:
             stop_reason = f"interrupted by {stop.signal}"
-            if last_eval_step != self.step:
+            if last_eval_step != self.step and self.step != first_step:  # else the checkpoint on disk is this one
                 self._save_unvalidated()
         elif self.step == first_step > 0:  # a resumed run with nothing left: its checkpoint is already scored
             stop_reason = f"nothing left to train ({stop_reason}); {_advice(stop_reason)}"

@@ -2,11 +2,14 @@
 
 import gzip
 import io
+import os
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -313,6 +316,18 @@ def test_an_output_through_a_link_writes_its_target_and_keeps_its_permissions(tr
     assert run(capsys, "translate", "-m", str(trained_folder), "a b", "-o", str(tmp_path / "link.txt"))[0] == 0
     assert (tmp_path / "link.txt").is_symlink() and target.read_text() != "old\n"
     assert target.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_an_output_that_is_a_named_pipe_is_written_into(trained_folder, tmp_path, capsys):
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_text()))
+    reader.start()
+    assert run(capsys, "translate", "-m", str(trained_folder), "a b", "c d", "-o", str(pipe))[0] == 0
+    reader.join(timeout=30)
+    assert len(received[0].splitlines()) == 2 and stat.S_ISFIFO(pipe.stat().st_mode)  # still a pipe
 
 
 @pytest.mark.parametrize("damage, message", [
