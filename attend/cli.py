@@ -268,6 +268,7 @@ def cmd_train(args) -> int:
 def cmd_translate(args) -> int:
     from attend.checkpoint import atomic_text_writer
     from attend.inference import Translator
+    from attend.tuning import saved_search
 
     if args.sample and (args.beam is not None or args.alpha is not None):
         raise AttendError("--sample draws outputs one token at a time; --beam and --alpha are for search, leave "
@@ -278,11 +279,11 @@ def cmd_translate(args) -> int:
 
         if args.int8:
             raise AttendError("--int8 is attend's own quantization; for CTranslate2 export with --quantization int8")
-        translator = CTranslate2Translator(args.model, search_options(args, args.model, ctranslate2=True),
+        translator = CTranslate2Translator(args.model, search_options(args, saved_search(args.model), ctranslate2=True),
                                            args.batch_size)
     else:
         loaded = load(args.model)
-        translator = Translator(loaded, search_options(args, loaded.path), args.batch_size, int8=args.int8)
+        translator = Translator(loaded, search_options(args, saved_search(loaded.path)), args.batch_size, int8=args.int8)
     bar = None
     if not args.quiet and total is not None and total > 1000:
         from tqdm import tqdm
@@ -301,6 +302,7 @@ def cmd_translate(args) -> int:
 def cmd_evaluate(args) -> int:
     from attend.evaluate import format_table, score
     from attend.inference import Translator
+    from attend.tuning import saved_search
 
     sources, refs, source = read_test_set(args)
     inputs = [args.src, *(args.ref or []), args.lexicon, args.model]
@@ -309,8 +311,9 @@ def cmd_evaluate(args) -> int:
 
         refuse_an_input(args.output, inputs)  # before the decoding, not after it
     loaded = load(args.model)
-    options = search_options(args, loaded.path)
-    print(describe_search(options, args, loaded, source), file=sys.stderr)
+    tuned = saved_search(loaded.path)
+    options = search_options(args, tuned)
+    print(describe_search(options, args, tuned, source), file=sys.stderr)
     translator = Translator(loaded, options, args.batch_size, int8=args.int8)
     hyps = translator.best(sources, source, progress=not args.quiet)
     if args.output:
@@ -429,13 +432,13 @@ def load(folder: str):
     return load_model(folder)
 
 
-def search_options(args, folder=None, ctranslate2: bool = False):
-    """Search settings from the flags; beam and alpha not given come from the model folder's search.json, else
-    greedy. CTranslate2 takes the tuned beam but not the alpha: its length penalty is another formula."""
+def search_options(args, tuned: dict, ctranslate2: bool = False):
+    """Search settings from the flags; beam and alpha not given come from `tuned` (the model folder's
+    search.json), else greedy. CTranslate2 takes the tuned beam but not the alpha: its length penalty is
+    another formula."""
     from attend.inference import SearchOptions
-    from attend.tuning import resolve_search, saved_search
+    from attend.tuning import resolve_search
 
-    tuned = saved_search(folder)
     sampling, nbest = getattr(args, "sample", False), getattr(args, "nbest", 1)
     beam, alpha = resolve_search(tuned, args.beam, 0.0 if ctranslate2 and args.alpha is None else args.alpha)
     if 1 <= beam < nbest and not sampling:  # SearchOptions.check widens it
@@ -455,13 +458,12 @@ def report_unseen(translator) -> None:
         print(note, file=sys.stderr)
 
 
-def describe_search(options, args, loaded, source: str) -> str:
+def describe_search(options, args, saved: dict, source: str) -> str:
     """How evaluate decodes, and where those settings come from; a warning when search.json supplied them
     after being tuned on `source` itself, which makes the score no longer a held-out one."""
-    from attend.tuning import saved_search, tuned_on_same_file
+    from attend.tuning import tuned_on_same_file
 
     what = "greedy" if options.beam_size == 1 else f"beam {options.beam_size}, alpha {options.alpha:g}"
-    saved = saved_search(loaded.path)
     from_saved = [name for name, flag in (("beam", args.beam), ("alpha", args.alpha))
                   if flag is None and (name == "beam" or options.beam_size > 1)]  # alpha matters only to beams
     if not saved or not from_saved:
