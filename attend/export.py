@@ -58,7 +58,7 @@ from attend.config import sequence_limit
 from attend.data.vocab import BOS, EOS, PAD, UNK
 from attend.errors import AttendError
 from attend.tuning import SEARCH
-from attend.inference import Output, SearchOptions, UnseenInputs, check_length, translate_in_chunks
+from attend.inference import Output, SearchOptions, UnseenInputs, check_length, empty_outputs, translate_in_chunks
 from attend.search import output_limits
 
 EXPORT = "export.json"
@@ -242,10 +242,10 @@ class CTranslate2Translator:
 
     def translate(self, lines: list[str], source: str = "input", progress: bool = False,
                   first_line: int = 1, on_lines: Callable[[int], None] | None = None) -> list[list[Output]]:
-        """n-best outputs per input line, in input order; empty lines give one empty output. `on_lines(n)`
+        """n-best outputs per input line, in input order; an empty line gets empty outputs. `on_lines(n)`
         hears of each n lines done."""
         tokens = self.encode_inputs(lines, source, first_line)
-        results: list[list[Output]] = [[Output("", 0.0, [])] for _ in lines]
+        results: list[list[Output]] = [empty_outputs(self.options) for _ in lines]
         todo = [i for i in range(len(lines)) if tokens[i]]
         if on_lines is not None and len(todo) < len(lines):
             on_lines(len(lines) - len(todo))  # the empty lines, done already

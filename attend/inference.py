@@ -72,6 +72,12 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
                                                       {torch.nn.Linear, torch.nn.GRU, torch.nn.LSTM}, dtype=torch.qint8)
 
 
+def empty_outputs(options: SearchOptions) -> list[Output]:
+    """What an empty input line gets: an empty output, as many times as the n-best list has rows, so that a
+    reader of INDEX<TAB>SCORE<TAB>TEXT lines finds n rows for every input."""
+    return [Output("", 0.0, []) for _ in range(options.nbest)]
+
+
 class UnseenInputs:
     """Counts the input lines that hold tokens the vocabulary lacks (a model reads them as <unk>), so that one
     note at the end tells the user why such outputs may be poor, and where the first such line is."""
@@ -162,11 +168,11 @@ class Translator:
     @torch.inference_mode()
     def translate(self, lines: list[str], source: str = "input", progress: bool | str = False,
                   first_line: int = 1, on_lines: Optional[Callable[[int], None]] = None) -> list[list[Output]]:
-        """n-best outputs per input line, in input order; empty lines give one empty output. `progress`: a
+        """n-best outputs per input line, in input order; an empty line gets empty outputs. `progress`: a
         bar over the batches, labelled with it when it is a string; `on_lines(n)` hears of each n lines done."""
         model = self.model.to(self.device).eval()
         ids = self.encode_inputs(lines, source, first_line)
-        results: list[list[Output]] = [[Output("", 0.0, [])] for _ in lines]
+        results: list[list[Output]] = [empty_outputs(self.options) for _ in lines]
         order = sorted((i for i in range(len(lines)) if ids[i]), key=lambda i: len(ids[i]))
         if on_lines is not None and len(order) < len(lines):
             on_lines(len(lines) - len(order))  # the empty lines, done already

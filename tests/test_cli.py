@@ -112,11 +112,13 @@ def test_inputs_with_unseen_tokens_get_one_note_naming_the_first(trained_folder,
 
 
 def test_nbest_prints_index_score_text(trained_folder, capsys):
-    code, out, _ = run(capsys, "translate", "--model", str(trained_folder), "--beam", "4", "--nbest", "3", "a b c", "d")
+    code, out, _ = run(capsys, "translate", "--model", str(trained_folder), "--beam", "4", "--nbest", "3", "a b c",
+                       "", "d")
     rows = [line.split("\t") for line in out.splitlines()]
-    assert code == 0 and [r[0] for r in rows] == ["0", "0", "0", "1", "1", "1"]
+    assert code == 0 and [r[0] for r in rows] == ["0", "0", "0", "1", "1", "1", "2", "2", "2"]  # n rows per input
     scores = [float(r[1]) for r in rows[:3]]
     assert scores == sorted(scores, reverse=True)
+    assert [r[2] for r in rows[3:6]] == ["", "", ""]  # the empty input's
 
 
 def test_output_file_and_batch_size(trained_folder, tmp_path, capsys):
