@@ -46,6 +46,19 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"attend: error: {f'{e.filename}: ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
         return EXIT_ERROR
+    except (MemoryError, RuntimeError) as e:
+        if args.debug or not out_of_memory(e):
+            raise
+        print("attend: error: out of memory; make the model, the batches (train.batch_tokens, --batch-size) or "
+              "the inputs smaller", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is an allocation that failed: Python's, PyTorch's on the CPU, or a GPU's."""
+    text = str(error)
+    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in text or "out of memory" in text.lower())
 
 
 @contextlib.contextmanager

@@ -387,3 +387,14 @@ def test_streamed_translation_reports_progress_batch_by_batch(trained_folder):
     translator = Translator(load_model(trained_folder), batch_size=4)
     outputs = list(translator.translate_stream(iter(lines), chunk_lines=10, progress=done.append))
     assert len(outputs) == 20 and sum(done) == 20 and max(done) <= 4  # a bar moves per batch, not per 10 lines
+
+
+def test_a_failed_allocation_is_told_apart_from_other_runtime_errors():
+    import torch
+
+    from attend.cli import out_of_memory
+
+    with pytest.raises(RuntimeError) as failed:
+        torch.empty(2 ** 60, dtype=torch.uint8)  # an exabyte: PyTorch's CPU allocator refuses it
+    assert out_of_memory(failed.value) and out_of_memory(MemoryError())
+    assert not out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
