@@ -339,14 +339,16 @@ def latest_checkpoint(folder: Path) -> Path | None:
 def load_trainer_state(checkpoint: Path) -> dict:
     """The optimizer/scheduler/RNG state, loaded without unpickling arbitrary objects."""
     path = checkpoint / TRAINER_STATE
+    instead = f"delete the folder {checkpoint.name} to resume from the checkpoint before it"
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise AttendError(f"{path}: missing, so this checkpoint cannot be resumed; delete the folder "
-                          f"{checkpoint.name} to resume from the checkpoint before it") from None
+        raise AttendError(f"{path}: missing, so this checkpoint cannot be resumed; {instead}") from None
     except Exception as e:  # torch raises many types for damaged or unsafe files
-        raise AttendError(f"{path}: cannot be loaded safely ({str(e).splitlines()[0][:120]}); delete the folder "
-                          f"{checkpoint.name} to resume from the checkpoint before it") from None
+        raise AttendError(f"{path}: cannot be loaded safely ({str(e).splitlines()[0][:120]}); {instead}") from None
+    if not isinstance(state, dict):
+        raise AttendError(f"{path}: holds a {type(state).__name__}, not a training state; {instead}")
+    return state
 
 
 def read_json(path: Path) -> dict:

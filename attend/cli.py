@@ -254,28 +254,36 @@ def cmd_train(args) -> int:
         if value is not None and not (least <= value < math.inf):
             raise AttendError(f"{flag} must be a number from {least} up{' (0: no time budget)' * (least == 0)}, "
                               f"got {value:g}")
-    if args.resume:
-        if args.config or args.data_dir or args.set or args.out:
-            raise AttendError("--resume DIR continues a run in its own folder as it was configured; leave out "
-                              "CONFIG, --out, --data-dir and --set")
-        summary = train.resume(args.resume, not args.quiet, args.max_steps, args.max_minutes, args.patience)
-        folder = args.resume
-    else:
-        if not args.config:
-            raise AttendError("attend train needs a CONFIG.yaml (or --resume DIR); see configs/ for examples")
-        from attend.config import load_config, with_overrides
-
-        flags = [f"train.{key}={value}" for key, value in (("max_steps", args.max_steps), ("patience", args.patience),
-                                                           ("max_minutes", args.max_minutes)) if value is not None]
-        config = with_overrides(load_config(args.config), args.set + flags)
-        if args.data_dir:
-            config.data.data_dir = str(Path(args.data_dir).resolve())
-        folder = args.out or str(Path("runs") / Path(args.config).stem)
-        summary = train.train(config, folder, progress=not args.quiet)
+    if args.resume and (args.config or args.data_dir or args.set or args.out):
+        raise AttendError("--resume DIR continues a run in its own folder as it was configured; leave out "
+                          "CONFIG, --out, --data-dir and --set")
+    config, folder = (None, args.resume) if args.resume else training_config(args)
+    try:
+        if args.resume:
+            summary = train.resume(folder, not args.quiet, args.max_steps, args.max_minutes, args.patience)
+        else:
+            summary = train.train(config, folder, progress=not args.quiet)
+        status = 0
+    except train.TrainingInterrupted as stopped:
+        summary, status = stopped.summary, 130  # a shell's status for a stop by Ctrl-C
     best = "none yet" if summary["best"] is None else f"{summary['best']:.2f}"
     print(f"stopped at step {summary['step']} ({summary['stop_reason']}) after {summary['minutes']:.1f} min; "
           f"best validation {summary['metric']} {best}; model in {folder}")
-    return 130 if summary["interrupted"] else 0  # a shell's status for a stop by Ctrl-C
+    return status
+
+
+def training_config(args):
+    """(config, model folder) of a new run: the YAML file with --set, the budgets and --data-dir applied."""
+    if not args.config:
+        raise AttendError("attend train needs a CONFIG.yaml (or --resume DIR); see configs/ for examples")
+    from attend.config import load_config, with_overrides
+
+    flags = [f"train.{key}={value}" for key, value in (("max_steps", args.max_steps), ("patience", args.patience),
+                                                       ("max_minutes", args.max_minutes)) if value is not None]
+    config = with_overrides(load_config(args.config), args.set + flags)
+    if args.data_dir:
+        config.data.data_dir = str(Path(args.data_dir).resolve())
+    return config, args.out or str(Path("runs") / Path(args.config).stem)
 
 
 def cmd_translate(args) -> int:

@@ -165,10 +165,6 @@ class Config:
         self.data.validate(where)
         self.model.validate(where)
         self.train.validate(where)
-        if self.train.batch_tokens < length_limit(self):  # the longest pair would be a batch over the budget
-            raise AttendError(f"{where}: train.batch_tokens={self.train.batch_tokens} is smaller than the longest "
-                              f"pair trained on ({length_limit(self)} tokens: data.max_len, at most "
-                              "model.max_positions); raise train.batch_tokens or lower data.max_len")
         return self
 
     def to_dict(self) -> dict:

@@ -21,7 +21,7 @@ from attend.errors import AttendError
 from attend.evaluate import format_table, score
 from attend.inference import SearchOptions, Translator
 from attend.models import count_parameters
-from attend.train import train
+from attend.train import TrainingInterrupted, train
 
 EXAMPLES = ["attention", "transformer", "grapheme", "phoneme", "laptop", "quickstart"]
 
@@ -52,11 +52,12 @@ def run(out: Path, minutes: float | None = None, progress: bool = True, beam: in
           f"({config.model.cell.upper()} {config.model.hidden_size}, {config.model.attention} attention), "
           f"up to {config.train.max_minutes:g} minutes on {where}")
     started = time.time()
-    summary = train(config, out, progress=progress)
-    if summary["interrupted"]:
-        print(f"interrupted at step {summary['step']}; {out} keeps a checkpoint, and 'attend train --resume {out}' "
-              "trains on from it")
-        raise KeyboardInterrupt
+    try:
+        summary = train(config, out, progress=progress)
+    except TrainingInterrupted as stopped:
+        print(f"interrupted at step {stopped.summary['step']}; {out} keeps a checkpoint, and 'attend train "
+              f"--resume {out}' trains on from it")
+        raise
     loaded = load_model(out)
     print(f"trained {summary['step']} steps ({summary['epoch']} epochs, {count_parameters(loaded.model):,} parameters) "
           f"in {summary['minutes']:.1f} min; best validation WER {summary['best']:.2f}%")

@@ -166,6 +166,15 @@ class StopRequest:
               file=sys.stderr, flush=True)
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped training after a step, and a checkpoint was saved; `summary` says where. A
+    KeyboardInterrupt, so that a caller that does not look for it stops too, as it would have before."""
+
+    def __init__(self, summary: dict):
+        super().__init__(summary["stop_reason"])
+        self.summary = summary
+
+
 class Trainer:
     """Owns the model, optimizer and bookkeeping of one run into one model folder."""
 
@@ -241,9 +250,12 @@ class Trainer:
                   f"{self.best}")
         if self.pictures is not None:
             self.pictures.close()
-        return {"step": self.step, "epoch": self.epoch, "stop_reason": stop_reason, "best": self.best,
-                "metric": self.config.data.metric, "minutes": (time.time() - start) / 60,
-                "train_seconds": self.train_seconds(), "interrupted": stop.signal is not None}
+        summary = {"step": self.step, "epoch": self.epoch, "stop_reason": stop_reason, "best": self.best,
+                   "metric": self.config.data.metric, "minutes": (time.time() - start) / 60,
+                   "train_seconds": self.train_seconds()}
+        if stop.signal is not None:
+            raise TrainingInterrupted(summary)
+        return summary
 
     def _loop(self, stop: StopRequest, bar, start: float, deadline: float) -> tuple[str, int | None]:
         """Train until a budget, patience or a stop request ends it: (why it stopped, the last validated step)."""
@@ -277,6 +289,8 @@ class Trainer:
                 if self.step - first_step < t.log_every:  # until the first log line, so the ETA is soon honest
                     self._adjust_total(bar, start, deadline)
             if self.step % t.eval_every == 0:
+                if window.steps:  # the steps since the last log line, which checked the ones before
+                    self._stop_if_diverged(window.mean_loss())
                 last_eval_step, evaluation_began = self.step, time.time()
                 if self._evaluate_and_save():
                     stop_reason = f"no improvement in {t.patience} evaluations"
@@ -344,6 +358,7 @@ class Trainer:
         metric = self.config.data.metric
         result = self.validate() if metric != "loss" else {}
         result["loss"] = self._validation_loss()
+        self._stop_if_diverged(result["loss"], validation=True)
         value = result[metric]
         improved = math.isfinite(value) and (self.best is None or
                                              (value > self.best if HIGHER_IS_BETTER[metric] else value < self.best))
@@ -400,11 +415,12 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
         }
 
-    def restore(self, checkpoint_dir: Path) -> None:
-        """Continue exactly where a checkpoint left off: weights, optimizer, schedule, data position, RNG."""
+    def restore(self, checkpoint_dir: Path, state: dict | None = None) -> None:
+        """Continue exactly where a checkpoint left off: weights, optimizer, schedule, data position, RNG
+        (`state`: its trainer state, when already read)."""
         meta = checkpoint.read_json(checkpoint_dir / checkpoint.META)
         checkpoint.load_weights(self.model, checkpoint_dir / checkpoint.WEIGHTS, meta.get("sha256"))
-        state = checkpoint.load_trainer_state(checkpoint_dir)
+        state = state if state is not None else checkpoint.load_trainer_state(checkpoint_dir)
         try:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
@@ -448,14 +464,21 @@ class Trainer:
         with open(self.folder / "train.log", "a", encoding="utf-8") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
+    def _stop_if_diverged(self, loss: float, validation: bool = False) -> None:
+        """A loss that is no longer a number ends the run before such weights are validated or saved; in fp16
+        the gradient scaler skips the steps of an overflowing training loss and goes on, so only the
+        validation loss counts there."""
+        if math.isfinite(loss) or (self.precision == "fp16" and not validation):
+            return
+        saved = checkpoint.latest_checkpoint(self.folder)
+        raise AttendError(f"training diverged: the {'validation ' * validation}loss is {loss} at step {self.step}; "
+                          "lower train.lr or raise train.warmup_steps and train again (the last checkpoint, "
+                          f"{saved.name if saved else 'none yet'}, predates it)")
+
     def _log_window(self, window: LogWindow, bar, start: float, deadline: float) -> None:
         """A metrics.jsonl line (and the progress bar's figures) for the steps since the last one."""
         loss, rate = window.mean_loss(), window.tokens_per_s()
-        if not math.isfinite(loss) and self.precision != "fp16":  # fp16's scaler skips such steps and goes on
-            saved = checkpoint.latest_checkpoint(self.folder)
-            raise AttendError(f"training diverged: the loss is {loss} at step {self.step}; lower train.lr or "
-                              f"raise train.warmup_steps and train again (the last checkpoint, "
-                              f"{saved.name if saved else 'none yet'}, predates it)")
+        self._stop_if_diverged(loss)
         self._log_metrics({"step": self.step, "epoch": self.epoch, "target_tokens": self.target_tokens,
                            "loss": loss, "lr": self.scheduler.get_last_lr()[0], "tokens_per_s": rate,
                            "elapsed_s": self.train_seconds()})
@@ -502,10 +525,12 @@ def use_threads(threads: int) -> None:
 
 
 def train(config: Config, folder: str | Path, progress: bool = True) -> dict:
-    """Train a new model into `folder`, which must not already hold one."""
+    """Train a new model into `folder`, which must not already hold one. Raises `TrainingInterrupted` (a
+    KeyboardInterrupt) after saving a checkpoint when Ctrl-C or SIGTERM stopped it."""
     folder = Path(folder)
     checkpoint.require_new_folder(folder, f"use 'attend train --resume {folder}' to continue it, or choose "
                                           "another --out")
+    check_batch_budget(config)
     use_threads(config.train.threads)
     data = prepare(config)
     with checkpoint.new_run_folder(folder):
@@ -516,47 +541,62 @@ def train(config: Config, folder: str | Path, progress: bool = True) -> dict:
 
 def resume(folder: str | Path, progress: bool = True, max_steps: int | None = None,
            max_minutes: float | None = None, patience: int | None = None) -> dict:
-    """Continue training a model folder from its latest checkpoint, or from the start when it has none (a run
-    killed before its first one). Budgets and patience may be changed; the new values are kept in config.yaml,
-    so that a later plain resume trains to them."""
+    """Continue training a model folder from its latest checkpoint, or from the start when its run was killed
+    before the first one. Budgets and patience may be changed; the new values are kept in config.yaml, so that
+    a later plain resume trains to them. Interrupted, it raises as `train` does."""
     folder = Path(folder)
     if not folder.is_dir():
         raise AttendError(f"{folder}: no such model folder to resume")
     config = checkpoint.load_folder_config(folder)
-    tokenizers, vocabs = checkpoint.load_tokenizers(folder), checkpoint.load_vocabs(folder)
+    ckpt = checkpoint.latest_checkpoint(folder)
+    if ckpt is None and (folder / checkpoint.WEIGHTS).exists():  # an averaged model, or checkpoints deleted
+        raise AttendError(f"{folder}: has weights but no checkpoints/step-* to resume from; train a new run "
+                          "with 'attend train CONFIG'")
+    state = checkpoint.load_trainer_state(ckpt) if ckpt else None
     changes = {key: value for key, value in
                (("max_steps", max_steps), ("max_minutes", max_minutes), ("patience", patience)) if value is not None}
+    _refuse_spent_changes(state, changes)
     for key, value in changes.items():
         setattr(config.train, key, value)
     config.train.validate(f"{folder}: the changed settings")  # never write a config.yaml that cannot load
+    check_batch_budget(config)
     use_threads(config.train.threads)
-    data = prepare(config, tokenizers, vocabs)
+    data = prepare(config, checkpoint.load_tokenizers(folder), checkpoint.load_vocabs(folder))
     trainer = Trainer(config, folder, data, progress)
-    ckpt = checkpoint.latest_checkpoint(folder)
     if ckpt is None:
         trainer._say(f"{folder} has no checkpoint yet (its run stopped before the first): training from step 0")
         trainer._forget_metrics_after(0)
     else:
-        trainer.restore(ckpt)
-    _refuse_spent_changes(trainer, changes)
+        trainer.restore(ckpt, state)
     if changes:
         checkpoint.atomic_write(folder / checkpoint.CONFIG, config_to_yaml(config))
     _say_if_the_rate_moves(trainer)
     return trainer.run()
 
 
-def _refuse_spent_changes(trainer: "Trainer", changes: dict) -> None:
+def check_batch_budget(config: Config) -> None:
+    """The longest pair must fit the token budget: else it is a batch over the budget, which on a GPU runs
+    out of memory long after the start. Checked when training starts, not when a model is loaded."""
+    if config.train.batch_tokens < length_limit(config):
+        raise AttendError(f"train.batch_tokens={config.train.batch_tokens} is smaller than the longest pair "
+                          f"trained on ({length_limit(config)} tokens: data.max_len, at most model.max_positions); "
+                          "raise train.batch_tokens or lower data.max_len")
+
+
+def _refuse_spent_changes(state: dict | None, changes: dict) -> None:
     """A budget or patience given on resuming that the run has already used up would train nothing and
-    overwrite the run's own setting; refuse it, saying where the run stands."""
-    minutes = trainer.seconds_before / 60
-    if changes.get("max_steps") is not None and changes["max_steps"] <= trainer.step:
-        raise AttendError(f"--max-steps {changes['max_steps']} is not above step {trainer.step:,}, where this run "
+    overwrite the run's own setting; refuse it, saying where the run stands (`state`: its trainer state)."""
+    if state is None:
+        return
+    step, bad_evals, minutes = state.get("step", 0), state.get("bad_evals", 0), state.get("train_seconds", 0.0) / 60
+    if changes.get("max_steps") is not None and changes["max_steps"] <= step:
+        raise AttendError(f"--max-steps {changes['max_steps']} is not above step {step:,}, where this run "
                           "stands; give a larger one")
     if changes.get("max_minutes") and changes["max_minutes"] <= minutes:
         raise AttendError(f"--max-minutes {changes['max_minutes']:g} is not above the {minutes:.1f} minutes this "
                           "run has trained; give a larger one")
-    if changes.get("patience") is not None and changes["patience"] <= trainer.bad_evals:
-        raise AttendError(f"--patience {changes['patience']} is not above the {trainer.bad_evals} evaluations "
+    if changes.get("patience") is not None and changes["patience"] <= bad_evals:
+        raise AttendError(f"--patience {changes['patience']} is not above the {bad_evals} evaluations "
                           "without improvement this run has had; give a larger one")
 
 

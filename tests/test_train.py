@@ -1,6 +1,7 @@
 """Training learns, checkpoints round-trip, and a resumed run continues exactly where it stopped."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -248,8 +249,8 @@ def test_a_changed_budget_that_cannot_load_or_is_spent_is_refused_and_config_kep
     folder = tmp_path / "m"
     train(tiny_config(train={"max_steps": 4, "eval_every": 4}), folder, progress=False)
     before = (folder / "config.yaml").read_text()
-    with pytest.raises(AttendError, match="the changed settings: train.max_steps must be above 0, got 0"):
-        resume(folder, progress=False, max_steps=0)
+    with pytest.raises(AttendError, match="the changed settings: train.max_minutes must be 0 or more, got nan"):
+        resume(folder, progress=False, max_minutes=float("nan"))
     with pytest.raises(AttendError, match="--max-steps 3 is not above step 4, where this run stands"):
         resume(folder, progress=False, max_steps=3)
     assert (folder / "config.yaml").read_text() == before
@@ -375,3 +376,54 @@ def test_warmup_rises_linearly_and_inverse_sqrt_halves_at_four_times_warmup():
     assert learning_rate_factor(0, t) == pytest.approx(0.1)
     assert learning_rate_factor(9, t) == pytest.approx(1.0)
     assert learning_rate_factor(39, t) == pytest.approx(0.5)
+
+
+def test_a_token_budget_below_the_longest_pair_is_refused_when_training_but_not_when_loading(trained_folder, tmp_path):
+    # the longest pair would be a batch over the budget, which on a GPU runs out of memory long after the start
+    with pytest.raises(AttendError, match=r"train\.batch_tokens=50 is smaller than the longest pair trained on \(64"):
+        train(tiny_config(train={"batch_tokens": 50}), tmp_path / "m", progress=False)
+    assert not (tmp_path / "m").exists()
+    older = tmp_path / "older"  # a folder trained before the check: it still loads and translates
+    shutil.copytree(trained_folder, older)
+    config = (older / "config.yaml").read_text()
+    (older / "config.yaml").write_text(config.replace("batch_tokens: 800", "batch_tokens: 50"))
+    assert "batch_tokens: 50" in (older / "config.yaml").read_text()
+    assert load_model(older).config.train.batch_tokens == 50
+
+
+def test_ctrl_c_saves_a_checkpoint_and_still_stops_the_caller(tmp_path, monkeypatch):
+    """A program that calls train() stops as it did before (a KeyboardInterrupt), but the steps are kept."""
+    from attend.train import TrainingInterrupted
+
+    original = Trainer._train_step
+
+    def step_then_ctrl_c(self, batch):
+        loss = original(self, batch)
+        if self.step == 7:
+            os.kill(os.getpid(), signal.SIGINT)  # a real signal, taken by the training loop's handler
+        return loss
+
+    monkeypatch.setattr(Trainer, "_train_step", step_then_ctrl_c)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(tiny_config(train={"max_steps": 100, "eval_every": 50}), tmp_path / "m", progress=False)
+    assert isinstance(stopped.value, KeyboardInterrupt) and stopped.value.summary["step"] == 7
+    assert [p.name for p in (tmp_path / "m/checkpoints").iterdir()] == ["step-00000007"]
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    assert resume(tmp_path / "m", progress=False, max_steps=9)["step"] == 9
+
+
+def test_an_averaged_model_is_not_resumed_from_scratch(trained_folder, tmp_path):
+    from attend.average import average_checkpoints
+
+    out, _ = average_checkpoints(trained_folder, tmp_path / "avg", last=2)
+    weights = (out / "model.safetensors").read_bytes()
+    with pytest.raises(AttendError, match="has weights but no checkpoints/step-\\* to resume from"):
+        resume(out, progress=False)
+    assert (out / "model.safetensors").read_bytes() == weights
+
+
+def test_weights_that_diverge_between_log_lines_are_never_validated_as_best(tmp_path):
+    config = tiny_config(train={"lr": 1e30, "warmup_steps": 0, "log_every": 6, "eval_every": 4, "max_steps": 40})
+    with pytest.raises(AttendError, match="training diverged"):
+        train(config, tmp_path / "m", progress=False)
+    assert not (tmp_path / "m/model.safetensors").exists()
