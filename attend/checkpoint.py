@@ -74,7 +74,7 @@ def atomic_text_writer(path: str | Path | None, keep: Iterable[str | Path | None
     ending in .gz is written gzip-compressed, as such a name is read.
 
     `keep` names the command's inputs (files, and model folders): an output that is one of them, or lies in
-    one, is refused before anything is read. A link is followed, an existing file keeps its permissions, and
+    one, is refused before anything is written. A link is followed, an existing file keeps its permissions, and
     what is not a regular file (/dev/null, a named pipe) is written into as it is."""
     if path is None:
         def write(text: str) -> None:
@@ -86,7 +86,12 @@ def atomic_text_writer(path: str | Path | None, keep: Iterable[str | Path | None
     path = Path(path)
     if path.is_dir():
         raise AttendError(f"{path}: is a folder; --output takes the name of a file")
-    if path.exists() and not path.is_file():  # a device or a pipe (/dev/stdout too): nothing to replace
+    descriptor = _open_descriptor(path)
+    if descriptor is not None:  # /dev/stdout and the like: written where they point, appended as the shell set
+        with os.fdopen(os.dup(descriptor), "w", encoding="utf-8", newline="") as stream:
+            yield stream.write
+        return
+    if path.exists() and not path.is_file():  # a device or a pipe: nothing to replace
         with open(path, "w", encoding="utf-8", newline="") as stream:
             yield stream.write
         return
@@ -112,6 +117,17 @@ def atomic_text_writer(path: str | Path | None, keep: Iterable[str | Path | None
     except BaseException as e:
         Path(temporary).unlink(missing_ok=True)
         _raise_unwritable(path, e)
+
+
+def _open_descriptor(path: Path) -> int | None:
+    """The descriptor that /dev/stdout, /dev/stderr, /dev/fd/N or /proc/self/fd/N names: opening such a name
+    anew would truncate a file the shell redirected to, or renaming over it would replace that file."""
+    named = {"/dev/stdout": 1, "/dev/stderr": 2}
+    if str(path) in named:
+        return named[str(path)]
+    if str(path.parent) in ("/dev/fd", "/proc/self/fd") and path.name.isdigit():
+        return int(path.name)
+    return None
 
 
 def refuse_an_input(output: str | Path, keep: Iterable[str | Path | None]) -> None:
@@ -150,9 +166,10 @@ def require_new_folder(folder: Path, advice: str) -> None:
 
 @contextlib.contextmanager
 def new_run_folder(folder: Path):
-    """The (new or empty) folder of a training run. If the run fails or is interrupted before its first
-    checkpoint, the folder is left as it was found, so neither a rerun nor --resume meets a folder that has a
-    config but no weights."""
+    """The (new or empty) folder of a training run. If the run fails before its first checkpoint (Ctrl-C
+    included, when it comes before the first step), the folder is left as it was found, so the same command
+    can simply be run again. A run killed outright leaves a config without weights, which --resume trains
+    from the start."""
     existed = folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -309,7 +326,7 @@ def save_training_state(folder: Path, model: Seq2Seq, meta: dict, trainer_state:
         save_weights(staging, model, meta)
         buffer = _torch_bytes(trainer_state)
         atomic_write(staging / TRAINER_STATE, buffer)
-        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; a checkpoint is as shared as its run
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; the umask decides, as for every file
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)

@@ -289,7 +289,6 @@ def training_config(args):
 def cmd_translate(args) -> int:
     from attend.checkpoint import atomic_text_writer
     from attend.inference import Translator
-    from attend.tuning import saved_search
 
     if args.sample and (args.beam is not None or args.alpha is not None):
         raise AttendError("--sample draws outputs one token at a time; --beam and --alpha are for search, leave "
@@ -300,11 +299,11 @@ def cmd_translate(args) -> int:
 
         if args.int8:
             raise AttendError("--int8 is attend's own quantization; for CTranslate2 export with --quantization int8")
-        translator = CTranslate2Translator(args.model, search_options(args, saved_search(args.model), ctranslate2=True),
+        translator = CTranslate2Translator(args.model, search_options(args, tuned_search(args, args.model), ctranslate2=True),
                                            args.batch_size)
     else:
         loaded = load(args.model)
-        translator = Translator(loaded, search_options(args, saved_search(loaded.path)), args.batch_size, int8=args.int8)
+        translator = Translator(loaded, search_options(args, tuned_search(args, loaded.path)), args.batch_size, int8=args.int8)
     bar = None
     if not args.quiet and total is not None and total > 1000:
         from tqdm import tqdm
@@ -323,7 +322,6 @@ def cmd_translate(args) -> int:
 def cmd_evaluate(args) -> int:
     from attend.evaluate import format_table, score
     from attend.inference import Translator
-    from attend.tuning import saved_search
 
     sources, refs, source = read_test_set(args)
     inputs = [args.src, *(args.ref or []), args.lexicon, args.model]
@@ -332,7 +330,7 @@ def cmd_evaluate(args) -> int:
 
         refuse_an_input(args.output, inputs)  # before the decoding, not after it
     loaded = load(args.model)
-    tuned = saved_search(loaded.path)
+    tuned = tuned_search(args, loaded.path)
     options = search_options(args, tuned)
     print(describe_search(options, args, tuned, source), file=sys.stderr)
     translator = Translator(loaded, options, args.batch_size, int8=args.int8)
@@ -353,7 +351,9 @@ def cmd_tune(args) -> int:
 
     if args.beam < 2:
         raise AttendError("--beam must be at least 2: the length penalty only matters to beam search")
-    if not all(0.0 <= a < math.inf for a in args.alphas):
+    from attend.search import valid_alpha
+
+    if not all(map(valid_alpha, args.alphas)):
         raise AttendError(f"--alphas must be numbers from 0 up, got {' '.join(f'{a:g}' for a in args.alphas)}")
     sources, refs, source = read_test_set(args)
     loaded = load(args.model)
@@ -393,7 +393,9 @@ def cmd_explain(args) -> int:
 
     if (args.beam is not None and args.beam < 1) or args.top_k < 1 or not 0.1 <= args.fps <= 60:
         raise AttendError("--beam and --top-k must be at least 1, and --fps from 0.1 to 60")
-    if args.alpha is not None and not 0.0 <= args.alpha < math.inf:
+    from attend.search import valid_alpha
+
+    if args.alpha is not None and not valid_alpha(args.alpha):
         raise AttendError(f"--alpha must be a number from 0 up, got {args.alpha:g}")
     check_utf8([args.text])
     started = time.perf_counter()
@@ -436,7 +438,11 @@ def cmd_info(args) -> int:
     print(f"trained        step {meta.get('step')}, epoch {meta.get('epoch')}")
     if meta.get("averaged_steps"):
         print(f"averaged       steps {', '.join(map(str, meta['averaged_steps']))} of {meta.get('averaged_from')}")
-    tuned = saved_search(loaded.path)
+    try:
+        tuned = saved_search(loaded.path)
+    except AttendError as e:  # info describes a folder as it is, damage included
+        tuned = {}
+        print(f"search         {e}")
     if tuned:
         print(f"search         beam {tuned['beam']}, alpha {tuned['alpha']:g} (search.json, tuned on "
               f"{tuned['tuned_on'] or 'unknown data'})")
@@ -451,6 +457,13 @@ def load(folder: str):
     from attend.checkpoint import load_model
 
     return load_model(folder)
+
+
+def tuned_search(args, folder) -> dict:
+    """The folder's search.json, read only when --beam or --alpha leaves something for it to say."""
+    from attend.tuning import saved_search
+
+    return saved_search(folder) if args.beam is None or args.alpha is None else {}
 
 
 def search_options(args, tuned: dict, ctranslate2: bool = False):

@@ -25,6 +25,7 @@ FAMILIES = ("rnn", "rnn-attention", "transformer")
 TOKENIZERS = ("char", "word", "subword")
 METRICS = ("wer", "per", "bleu", "chrf", "accuracy", "loss")
 RECIPES = ("g2p-cmudict", "reverse", "copy")  # built-in tasks (attend/recipes); file corpora need none
+MAX_SEED = 2 ** 63 - 1  # the largest seed that train.seed and --seed take: a signed 64-bit number
 
 
 @dataclass
@@ -149,7 +150,7 @@ class TrainConfig:
         for name in ("weight_decay", "warmup_steps", "clip_norm", "max_minutes", "threads"):
             if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):  # NaN compares False
                 raise AttendError(f"{where}: train.{name} must be 0 or more, got {getattr(self, name)}")
-        if not 0 <= self.seed < 2 ** 63:
+        if not 0 <= self.seed <= MAX_SEED:
             raise AttendError(f"{where}: train.seed must be from 0 to 2**63 - 1, got {self.seed}")
 
 

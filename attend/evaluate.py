@@ -10,6 +10,8 @@ references are equally close, the shorter counts, which gives the higher PER.
 
 from __future__ import annotations
 
+import unicodedata
+
 from rapidfuzz.distance import Levenshtein
 
 HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "accuracy": True, "wer": False, "per": False, "loss": False}
@@ -53,7 +55,10 @@ def bleu_chrf(hyps: list[str], refs: list[list[str]]) -> dict:
 def score(metric: str, hyps: list[str], refs: list[list[str]]) -> dict:
     """Every metric that suits a task whose headline metric is `metric`: BLEU/chrF for translation,
     exact match and WER/PER for the rest, and all of them when the headline is the loss, which says
-    nothing about the kind of task."""
+    nothing about the kind of task. Both sides are compared in Unicode NFC, the form attend's outputs come
+    in, so a reference written decomposed ("a" + combining umlaut) still matches."""
+    hyps = [unicodedata.normalize("NFC", h) for h in hyps]
+    refs = [[unicodedata.normalize("NFC", r) for r in alts] for alts in refs]
     result = bleu_chrf(hyps, refs) if metric in ("bleu", "chrf", "loss") else {}
     if metric not in ("bleu", "chrf"):
         result.update(accuracy=accuracy(hyps, refs), **wer_per(hyps, refs))

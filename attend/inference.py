@@ -14,12 +14,12 @@ from typing import Callable, Iterable, Iterator, Optional
 import torch
 
 from attend.checkpoint import LoadedModel
-from attend.config import sequence_limit
+from attend.config import MAX_SEED, sequence_limit
 from attend.data.batching import encode_source, pad
 from attend.data.vocab import PAD_ID, UNK_ID, Vocab
 from attend.device import pick_device
 from attend.errors import AttendError
-from attend.search import beam_search, greedy, output_limits, sample
+from attend.search import beam_search, greedy, output_limits, sample, valid_alpha
 
 
 @dataclass
@@ -45,11 +45,11 @@ class SearchOptions:
     def check(self) -> None:
         if self.beam_size < 1 or self.nbest < 1:
             raise AttendError("--beam and --nbest must be at least 1")
-        if not 0.0 <= self.alpha < math.inf:  # NaN compares False
+        if not valid_alpha(self.alpha):
             raise AttendError(f"--alpha must be a number from 0 up, got {self.alpha:g}")
         if not 0.0 < self.top_p <= 1.0 or self.top_k < 0 or not 0.0 < self.temperature < math.inf:
             raise AttendError("sampling needs --temperature > 0, --top-k >= 0 and 0 < --top-p <= 1")
-        if self.seed is not None and not 0 <= self.seed < 2 ** 63:
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
             raise AttendError(f"--seed must be from 0 to 2**63 - 1, got {self.seed}")
         if self.nbest > self.beam_size and not self.sample:
             self.beam_size = self.nbest  # n-best needs at least n beams

@@ -10,6 +10,7 @@ whole batch or a (batch,) tensor of limits, one per sentence (`output_limits`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -195,6 +196,11 @@ def sample(model: Seq2Seq, src, src_mask, max_len, temperature: float = 1.0, top
 def length_penalty(length: int, alpha: float) -> float:
     """GNMT's ((5 + length) / 6) ** alpha; alpha = 0 ranks by plain log-probability."""
     return ((5.0 + length) / 6.0) ** alpha
+
+
+def valid_alpha(alpha: float) -> bool:
+    """Whether `alpha` is a length penalty: a number from 0 up (NaN would rank nothing, infinity everything)."""
+    return 0.0 <= alpha < math.inf
 
 
 @dataclass

@@ -9,7 +9,6 @@ as search.json, which `translate` and `evaluate` then use by default.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +16,7 @@ from attend.checkpoint import LoadedModel, atomic_write
 from attend.errors import AttendError
 from attend.evaluate import HIGHER_IS_BETTER, score
 from attend.inference import SearchOptions, Translator
+from attend.search import valid_alpha
 
 SEARCH = "search.json"
 
@@ -80,7 +80,7 @@ def saved_search(folder: Path | None) -> dict:
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
         beam, alpha = int(saved["beam"]), float(saved["alpha"])
-        if beam < 1 or not 0.0 <= alpha < math.inf:
+        if beam < 1 or not valid_alpha(alpha):
             raise ValueError(f"beam {beam}, alpha {alpha:g}")
         return {"beam": beam, "alpha": alpha, "tuned_on": str(saved.get("tuned_on", ""))}
     except (OSError, ValueError, KeyError, TypeError) as e:

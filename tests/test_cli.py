@@ -325,7 +325,7 @@ def test_an_output_that_is_a_named_pipe_is_written_into(trained_folder, tmp_path
     pipe = tmp_path / "pipe"
     os.mkfifo(pipe)
     received = []
-    reader = threading.Thread(target=lambda: received.append(pipe.read_text()))
+    reader = threading.Thread(target=lambda: received.append(pipe.read_text()), daemon=True)  # never holds pytest
     reader.start()
     assert run(capsys, "translate", "-m", str(trained_folder), "a b", "c d", "-o", str(pipe))[0] == 0
     reader.join(timeout=30)
@@ -356,6 +356,7 @@ def test_sigterm_leaves_an_output_file_as_it_was(trained_folder, tmp_path):
     deadline = time.time() + 60
     while not list(tmp_path.glob(".out.txt.*.tmp")) and time.time() < deadline:  # decoding has begun
         time.sleep(0.1)
+    assert list(tmp_path.glob(".out.txt.*.tmp")), "translate did not begin writing within 60 s"
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "interrupted" in err
@@ -398,3 +399,22 @@ def test_a_failed_allocation_is_told_apart_from_other_runtime_errors():
         torch.empty(2 ** 60, dtype=torch.uint8)  # an exabyte: PyTorch's CPU allocator refuses it
     assert out_of_memory(failed.value) and out_of_memory(MemoryError())
     assert not out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+
+
+def test_an_output_to_dev_stdout_appends_where_the_shell_redirected_it(trained_folder, tmp_path):
+    log = tmp_path / "log.txt"
+    log.write_text("earlier line\n")
+    with open(log, "a") as appended:  # as `attend translate ... -o /dev/stdout >> log.txt`
+        result = subprocess.run([sys.executable, "-m", "attend", "translate", "-m", str(trained_folder), "a b",
+                                 "-o", "/dev/stdout"], stdout=appended, stderr=subprocess.PIPE, text=True)
+    assert result.returncode == 0, result.stderr
+    assert log.read_text().startswith("earlier line\n") and len(log.read_text().splitlines()) == 2
+
+
+def test_a_damaged_search_json_stops_only_what_needs_it(trained_folder, tmp_path, capsys):
+    folder = tmp_path / "m"
+    shutil.copytree(trained_folder, folder)
+    (folder / "search.json").write_text("{")
+    assert run(capsys, "translate", "-m", str(folder), "--beam", "3", "--alpha", "0.5", "a b")[0] == 0
+    code, out, _ = run(capsys, "info", "-m", str(folder))
+    assert code == 0 and "search.json: damaged" in out and "validation" in out  # the rest is still described

@@ -43,3 +43,10 @@ def test_bleu_counts_every_reference():
     refs = [["the cat sat on a mat", "the cat sat on the mat"], ["a dog is running in the park", "a dog runs in the park"]]
     expected = sacrebleu.corpus_bleu(hyps, [[r[0] for r in refs], [r[1] for r in refs]]).score
     assert bleu_chrf(hyps, refs)["bleu"] == pytest.approx(expected) == pytest.approx(100.0)
+
+
+def test_a_reference_written_decomposed_matches_the_composed_output():
+    decomposed = "Zwei Ma\u0308nner gehen heute nach Hause ."  # "a" + combining diaeresis
+    result = score("bleu", ["Zwei M\u00e4nner gehen heute nach Hause ."], [[decomposed]])
+    assert result["bleu"] == pytest.approx(100.0) and result["chrf"] == pytest.approx(100.0)
+    assert score("wer", ["M\u00e4nner"], [["Ma\u0308nner"]])["wer"] == 0.0

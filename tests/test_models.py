@@ -402,7 +402,10 @@ def test_input_feeding_carries_the_attentional_vector_to_the_next_step():
         memory = model.encode(src, src != 0)
         first = model.init_state(memory)
         _, after, _ = model.step(torch.tensor([4]), first, memory)
-    assert not torch.equal(after["feed"], first["feed"]) and after["feed"].abs().sum() > 0
+        assert after["feed"].abs().sum() > 0  # the attentional vector of step 1
+        fed, _, _ = model.step(torch.tensor([5]), after, memory)
+        unfed, _, _ = model.step(torch.tensor([5]), {**after, "feed": torch.zeros_like(after["feed"])}, memory)
+    assert not torch.allclose(fed, unfed)  # and step 2 reads it
 
 
 def test_sinusoidal_positions_are_the_papers_table():

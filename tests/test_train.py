@@ -302,6 +302,7 @@ def test_sigterm_stops_after_a_step_with_a_checkpoint_and_resume_goes_on(tmp_pat
     deadline = time.time() + 120
     while not (folder / "metrics.jsonl").is_file() and time.time() < deadline:  # the first logged steps
         time.sleep(0.2)
+    assert (folder / "metrics.jsonl").is_file(), "training did not log within 120 s"
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
