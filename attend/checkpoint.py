@@ -430,6 +430,11 @@ def load_model(folder: str | Path, weights_from: Path | None = None) -> LoadedMo
     if (folder / "model.bin").exists() and not (folder / META).exists():
         raise AttendError(f"{folder}: a CTranslate2 export, not an attend model folder; run it with "
                           f"'attend translate --engine ctranslate2 -m {folder}'")
+    newest = latest_checkpoint(folder)
+    if weights_from is None and newest is not None and not (folder / WEIGHTS).exists():
+        raise AttendError(f"{folder}: no validated weights yet (its run stopped before its first validation); "
+                          f"'attend average -m {folder} --last 1 --out DIR' makes a model of its {newest.name}, "
+                          f"or 'attend train --resume {folder}' trains on")
     config = load_folder_config(folder)
     src_vocab, tgt_vocab = load_vocabs(folder)
     toks = load_tokenizers(folder)

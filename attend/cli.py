@@ -381,8 +381,12 @@ def cmd_average(args) -> int:
     print(f"averaged {len(chosen)} checkpoint{'s' * (len(chosen) > 1)} ({', '.join(c.name for c in chosen)}) "
           f"into {out}")
     if len(chosen) < args.last:
-        print(f"note: the run kept only {len(chosen)}, fewer than --last {args.last} (train.keep_last sets how many)",
-              file=sys.stderr)
+        from attend.checkpoint import load_folder_config
+
+        keep = load_folder_config(Path(args.model)).train.keep_last
+        why = f"train.keep_last = {keep} keeps no more" if len(chosen) >= keep else "the run has saved no more yet"
+        print(f"note: the run has {len(chosen)} checkpoint{'s' * (len(chosen) > 1)}, fewer than --last {args.last}: "
+              f"{why}", file=sys.stderr)
     return 0
 
 

@@ -50,7 +50,7 @@ def run(out: Path, minutes: float | None = None, progress: bool = True, beam: in
              else f"{threads} CPU thread{'s' * (threads > 1)}")
     print(f"attend quickstart: English grapheme-to-phoneme on CMUdict, {config.model.family} "
           f"({config.model.cell.upper()} {config.model.hidden_size}, {config.model.attention} attention), "
-          f"up to {config.train.max_minutes:g} minutes on {where}")
+          f"up to {config.train.max_minutes:g} minute{'s' * (config.train.max_minutes != 1)} on {where}")
     started = time.time()
     try:
         summary = train(config, out, progress=progress)
@@ -59,7 +59,8 @@ def run(out: Path, minutes: float | None = None, progress: bool = True, beam: in
               f"--resume {out}' trains on from it")
         raise
     loaded = load_model(out)
-    print(f"trained {summary['step']} steps ({summary['epoch']} epochs, {count_parameters(loaded.model):,} parameters) "
+    print(f"trained {summary['step']} steps ({summary['epoch']} epoch{'s' * (summary['epoch'] != 1)}, "
+          f"{count_parameters(loaded.model):,} parameters) "
           f"in {summary['minutes']:.1f} min; best validation WER {summary['best']:.2f}%")
 
     test = group_references(test_pairs())

@@ -243,11 +243,11 @@ class Trainer:
             if last_eval_step != self.step and self.step != first_step:  # else the checkpoint on disk is this one
                 self._save_unvalidated()
         elif self.step == first_step > 0:  # a resumed run with nothing left: its checkpoint is already scored
-            stop_reason = f"nothing left to train ({stop_reason}); {_advice(stop_reason)}"
+            stop_reason = f"nothing left to train: {stop_reason}; {_advice(stop_reason)}"
         elif last_eval_step != self.step:  # also a new run that trained no step: it still leaves a resumable folder
             self._evaluate_and_save()
-        self._log(f"stopped at step {self.step}: {stop_reason}; best validation {self.config.data.metric} = "
-                  f"{self.best}")
+        best = "none yet" if self.best is None else f"{self.best:.4g}"
+        self._log(f"stopped at step {self.step}: {stop_reason}; best validation {self.config.data.metric} {best}")
         if self.pictures is not None:
             self.pictures.close()
         summary = {"step": self.step, "epoch": self.epoch, "stop_reason": stop_reason, "best": self.best,
@@ -384,7 +384,7 @@ class Trainer:
         checkpoint.save_training_state(self.folder, self.model, self._meta({}), self._trainer_state(),
                                        self.config.train.keep_last)
         self._say(f"step {self.step}: saved a checkpoint without validating; 'attend train --resume "
-                  f"{self.folder}' goes on from here")
+                  f"{self.folder}' goes on from here", always=True)
 
     @torch.no_grad()
     def _validation_loss(self) -> float:
@@ -451,13 +451,16 @@ class Trainer:
             checkpoint.atomic_write(path, "".join(kept))
 
     # ----- reporting ----------------------------------------------------------------------------
-    def _say(self, message: str) -> None:
-        """Into train.log, and onto the terminal when a progress bar is shown."""
+    def _say(self, message: str, always: bool = False) -> None:
+        """Into train.log, and onto the terminal when a progress bar is shown, or `always` (what a user must
+        hear even with --quiet: a learning rate that jumps, a run that starts over, a checkpoint kept)."""
         self._log(message)
         if self.progress:
             from tqdm import tqdm
 
             tqdm.write(message, file=sys.stderr)
+        elif always:
+            print(message, file=sys.stderr)
 
     def _log(self, message: str) -> None:
         """One timestamped line in train.log (opened per line: no handle outlives the run)."""
@@ -532,6 +535,9 @@ def train(config: Config, folder: str | Path, progress: bool = True) -> dict:
                                           "another --out")
     check_batch_budget(config)
     use_threads(config.train.threads)
+    d = config.data
+    if progress and (d.joint_subwords or "subword" in (d.src_tokenizer, d.tgt_tokenizer)):
+        print("reading the corpus and training its subword model (sentencepiece)...", file=sys.stderr, flush=True)
     data = prepare(config)
     with checkpoint.new_run_folder(folder):
         checkpoint.save_static(folder, config, data.src_tokenizer, data.tgt_tokenizer, data.src_vocab,
@@ -564,7 +570,8 @@ def resume(folder: str | Path, progress: bool = True, max_steps: int | None = No
     data = prepare(config, checkpoint.load_tokenizers(folder), checkpoint.load_vocabs(folder))
     trainer = Trainer(config, folder, data, progress)
     if ckpt is None:
-        trainer._say(f"{folder} has no checkpoint yet (its run stopped before the first): training from step 0")
+        trainer._say(f"{folder} has no checkpoint yet (its run stopped before the first): training from step 0",
+                     always=True)
         trainer._forget_metrics_after(0)
     else:
         trainer.restore(ckpt, state)
@@ -619,4 +626,4 @@ def _say_if_the_rate_moves(trainer: Trainer) -> None:
     if abs(after - before) > 0.05 * peak:  # a twentieth of the peak: not the clock's drift near a cosine's end
         budget = f"{t.max_minutes:g} minutes" if t.max_minutes > 0 else f"step {t.max_steps:,}"
         trainer._say(f"resuming at step {trainer.step:,}: the {t.schedule} schedule now runs to {budget}, "
-                     f"so the learning rate goes from {before:.3g} to {after:.3g}")
+                     f"so the learning rate goes from {before:.3g} to {after:.3g}", always=True)

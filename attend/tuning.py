@@ -43,9 +43,10 @@ def tune_alpha(loaded: LoadedModel, sources: list[str], refs: list[list[str]], b
 
 
 def best_alpha(results: list[tuple[float, dict]], metric: str) -> tuple[float, float]:
-    """(alpha, score) of the best result by the task's metric; ties go to the smaller alpha."""
+    """(alpha, score) of the best result by the task's metric; ties, as far as the two decimals printed show,
+    go to the smaller alpha: a difference nobody can see is no reason to lengthen the outputs."""
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
-    alpha, scores = max(results, key=lambda r: (sign * r[1][metric], -r[0]))
+    alpha, scores = max(results, key=lambda r: (sign * round(r[1][metric], 2), -r[0]))
     return alpha, scores[metric]
 
 

@@ -168,6 +168,9 @@ def test_alignment_measures_monotonic_and_crossing_maps():
     assert reverse.monotonic == 0.0 and reverse.argmax == [4, 3, 2, 1, 0]
     uniform = alignment(np.full((2, 3, 4, 4), 0.25))
     assert abs(uniform.entropy - np.log(4)) < 1e-9
+    stuck = alignment(np.tile([0.1, 0.7, 0.2], (4, 1)))  # every output step looks at the same source token
+    assert "every step on one source token, 'b' (not aligned yet)" in stuck.describe(list("abc"), list("WXYZ"))
+    assert "100% monotonic" in diagonal.describe(list("abcde"), list("ABCDE"))
 
 
 def test_every_family_gets_pictures_from_one_code_path(loaded, rnn_folders, tmp_path):

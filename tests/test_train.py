@@ -117,7 +117,7 @@ def test_resuming_with_a_larger_budget_says_the_learning_rate_rises_again(tmp_pa
     # resumed once more with its budget spent, it trains nothing and leaves its checkpoints as they were
     saved = (folder / "checkpoints/step-00000060/model.safetensors").stat().st_mtime_ns
     summary = resume(folder, progress=False)
-    assert summary["step"] == 60 and summary["stop_reason"].startswith("nothing left to train (max_steps)")
+    assert summary["step"] == 60 and summary["stop_reason"].startswith("nothing left to train: max_steps; raise --max-steps")
     assert (folder / "checkpoints/step-00000060/model.safetensors").stat().st_mtime_ns == saved
 
 
@@ -208,7 +208,7 @@ def test_a_resumed_time_budget_goes_on_with_its_schedule(tmp_path):
     assert learning_rate_factor(41, config.train, trainer._time_fraction()) == pytest.approx(0.25, abs=0.01)
     trainer.seconds_before = 601.0  # the budget is spent: the resumed run trains no further step
     summary = trainer.run()
-    assert summary["step"] == 40 and summary["stop_reason"].startswith("nothing left to train (time budget of 10")
+    assert summary["step"] == 40 and summary["stop_reason"].startswith("nothing left to train: time budget of 10")
 
 
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_the_folder_as_it_found_it(tmp_path, monkeypatch):
@@ -409,6 +409,11 @@ def test_ctrl_c_saves_a_checkpoint_and_still_stops_the_caller(tmp_path, monkeypa
         train(tiny_config(train={"max_steps": 100, "eval_every": 50}), tmp_path / "m", progress=False)
     assert isinstance(stopped.value, KeyboardInterrupt) and stopped.value.summary["step"] == 7
     assert [p.name for p in (tmp_path / "m/checkpoints").iterdir()] == ["step-00000007"]
+    with pytest.raises(AttendError, match="no validated weights yet .* --last 1 --out DIR' makes a model of its step-00000007"):
+        load_model(tmp_path / "m")  # what translate, info and explain meet before the first validation
+    from attend.average import average_checkpoints
+
+    assert load_model(average_checkpoints(tmp_path / "m", tmp_path / "last", last=1)[0]).meta["averaged_steps"] == [7]
     monkeypatch.setattr(Trainer, "_train_step", original)
     assert resume(tmp_path / "m", progress=False, max_steps=9)["step"] == 9
 

@@ -114,6 +114,8 @@ def test_best_alpha_follows_the_metric_direction():
     results = [(0.0, {"bleu": 20.0, "wer": 30.0}), (0.6, {"bleu": 22.0, "wer": 31.0}), (1.0, {"bleu": 22.0, "wer": 29.0})]
     assert best_alpha(results, "bleu") == (0.6, 22.0)  # ties go to the smaller alpha
     assert best_alpha(results, "wer") == (1.0, 29.0)
+    unseen = [(0.0, {"bleu": 0.0012}), (1.0, {"bleu": 0.0031})]  # both print as 0.00
+    assert best_alpha(unseen, "bleu")[0] == 0.0
 
 
 @needs_multi30k

@@ -20,7 +20,11 @@ class Alignment:
 
     def describe(self, src_tokens: list[str], tgt_tokens: list[str]) -> str:
         pairs = " ".join(f"{t}<-{src_tokens[j]}" for t, j in zip(tgt_tokens, self.argmax))
-        return (f"alignment: {self.monotonic:.0%} monotonic, mean entropy {self.entropy:.2f} nats "
+        if len(self.argmax) > 1 and len(src_tokens) > 1 and len(set(self.argmax)) == 1:  # not monotonic: stuck
+            order = f"every step on one source token, {src_tokens[self.argmax[0]]!r} (not aligned yet)"
+        else:
+            order = f"{self.monotonic:.0%} monotonic"
+        return (f"alignment: {order}, mean entropy {self.entropy:.2f} nats "
                 f"(uniform would be {np.log(len(src_tokens)):.2f}); argmax: {pairs}")
 
 
