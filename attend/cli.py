@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt(exiting=argv is None):
             return args.run(args) or 0
     except AttendError as e:
         if args.debug:
@@ -62,9 +62,10 @@ def out_of_memory(error: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt():
+def sigterm_as_interrupt(exiting: bool = False):
     """SIGTERM (`timeout`, `kill`, `docker stop`) ends a command as Ctrl-C does, so temporary files are
-    removed and an output file is left as it was."""
+    removed and an output file is left as it was. `exiting`: the process ends with the command (the `attend`
+    program), so a SIGTERM after it is ignored rather than cutting its exit status short to 143."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -76,7 +77,7 @@ def sigterm_as_interrupt():
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if exiting else previous)
 
 
 def build_parser() -> argparse.ArgumentParser:
