@@ -26,6 +26,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -88,7 +89,13 @@ def atomic_text_writer(path: str | Path | None, keep: Iterable[str | Path | None
         raise AttendError(f"{path}: is a folder; --output takes the name of a file")
     descriptor = _open_descriptor(path)
     if descriptor is not None:  # /dev/stdout and the like: written where they point, appended as the shell set
-        with os.fdopen(os.dup(descriptor), "w", encoding="utf-8", newline="") as stream:
+        try:
+            duplicate = os.dup(descriptor)
+        except OSError as e:
+            raise AttendError(f"{path}: cannot write there ({e.strerror})") from None
+        with os.fdopen(duplicate, "w", encoding="utf-8", newline="") as stream:
+            if stat.S_ISREG(os.fstat(duplicate).st_mode):  # redirected to a file, which must not be an input
+                refuse_an_input(f"/proc/self/fd/{duplicate}", keep)
             yield stream.write
         return
     if path.exists() and not path.is_file():  # a device or a pipe: nothing to replace
@@ -431,7 +438,10 @@ def load_model(folder: str | Path, weights_from: Path | None = None) -> LoadedMo
         raise AttendError(f"{folder}: a CTranslate2 export, not an attend model folder; run it with "
                           f"'attend translate --engine ctranslate2 -m {folder}'")
     newest = latest_checkpoint(folder)
-    if weights_from is None and newest is not None and not (folder / WEIGHTS).exists():
+    if weights_from is None and not (folder / WEIGHTS).exists() and (folder / CONFIG).exists():
+        if newest is None:
+            raise AttendError(f"{folder}: no weights yet (its run stopped before its first checkpoint); "
+                              f"'attend train --resume {folder}' trains it from the start")
         raise AttendError(f"{folder}: no validated weights yet (its run stopped before its first validation); "
                           f"'attend average -m {folder} --last 1 --out DIR' makes a model of its {newest.name}, "
                           f"or 'attend train --resume {folder}' trains on")

@@ -267,6 +267,9 @@ def cmd_train(args) -> int:
         status = 0
     except train.TrainingInterrupted as stopped:
         summary, status = stopped.summary, 130  # a shell's status for a stop by Ctrl-C
+        if not any(Path(folder, "checkpoints").glob("step-*")):  # stopped before its first step: nothing kept
+            print(f"interrupted before the first step; nothing was trained, and {folder} was left as it was found")
+            return status
     best = "none yet" if summary["best"] is None else f"{summary['best']:.2f}"
     print(f"stopped at step {summary['step']} ({summary['stop_reason']}) after {summary['minutes']:.1f} min; "
           f"best validation {summary['metric']} {best}; model in {folder}")
@@ -300,11 +303,12 @@ def cmd_translate(args) -> int:
 
         if args.int8:
             raise AttendError("--int8 is attend's own quantization; for CTranslate2 export with --quantization int8")
-        translator = CTranslate2Translator(args.model, search_options(args, tuned_search(args, args.model), ctranslate2=True),
-                                           args.batch_size)
+        options = search_options(args, tuned_search(args, args.model, ctranslate2=True), ctranslate2=True)
+        translator = CTranslate2Translator(args.model, options, args.batch_size)
     else:
         loaded = load(args.model)
-        translator = Translator(loaded, search_options(args, tuned_search(args, loaded.path)), args.batch_size, int8=args.int8)
+        options = search_options(args, tuned_search(args, loaded.path))
+        translator = Translator(loaded, options, args.batch_size, int8=args.int8)
     bar = None
     if not args.quiet and total is not None and total > 1000:
         from tqdm import tqdm
@@ -464,11 +468,15 @@ def load(folder: str):
     return load_model(folder)
 
 
-def tuned_search(args, folder) -> dict:
-    """The folder's search.json, read only when --beam or --alpha leaves something for it to say."""
+def tuned_search(args, folder, ctranslate2: bool = False) -> dict:
+    """The folder's search.json, read only when the flags leave it something to say: not when sampling, and
+    not for the alpha when the beam is given as 1 or CTranslate2 decodes (its length penalty is another)."""
     from attend.tuning import saved_search
 
-    return saved_search(folder) if args.beam is None or args.alpha is None else {}
+    alpha_needed = args.alpha is None and not ctranslate2 and (args.beam is None or args.beam > 1)
+    if getattr(args, "sample", False) or (args.beam is not None and not alpha_needed):
+        return {}
+    return saved_search(folder)
 
 
 def search_options(args, tuned: dict, ctranslate2: bool = False):

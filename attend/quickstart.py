@@ -55,8 +55,9 @@ def run(out: Path, minutes: float | None = None, progress: bool = True, beam: in
     try:
         summary = train(config, out, progress=progress)
     except TrainingInterrupted as stopped:
-        print(f"interrupted at step {stopped.summary['step']}; {out} keeps a checkpoint, and 'attend train "
-              f"--resume {out}' trains on from it")
+        if any((out / "checkpoints").glob("step-*")):
+            print(f"interrupted at step {stopped.summary['step']}; {out} keeps a checkpoint, and 'attend train "
+                  f"--resume {out}' trains on from it")
         raise
     loaded = load_model(out)
     print(f"trained {summary['step']} steps ({summary['epoch']} epoch{'s' * (summary['epoch'] != 1)}, "

@@ -234,18 +234,19 @@ class Trainer:
                   f"{len(self.valid):,} validation inputs ({self.valid_skipped}), "
                   f"from step {self.step}")
         bar, first_step = self._progress_bar(), self.step
-        with StopRequest() as stop:
+        with StopRequest() as stop:  # the last checkpoint is saved under it too: a first Ctrl-C there waits for it
             stop_reason, last_eval_step = self._loop(stop, bar, start, deadline)
-        if bar is not None:
-            bar.close()
+            if bar is not None:
+                bar.close()
+            if stop.signal is not None:
+                if last_eval_step != self.step and self.step != first_step:  # else the one on disk is this one
+                    self._save_unvalidated()
+            elif self.step == first_step > 0:  # a resumed run with nothing left: its checkpoint is already scored
+                stop_reason = f"nothing left to train: {stop_reason}; {_advice(stop_reason)}"
+            elif last_eval_step != self.step:  # also a new run that trained no step: it leaves a resumable folder
+                self._evaluate_and_save()
         if stop.signal is not None:
             stop_reason = f"interrupted by {stop.signal}"
-            if last_eval_step != self.step and self.step != first_step:  # else the checkpoint on disk is this one
-                self._save_unvalidated()
-        elif self.step == first_step > 0:  # a resumed run with nothing left: its checkpoint is already scored
-            stop_reason = f"nothing left to train: {stop_reason}; {_advice(stop_reason)}"
-        elif last_eval_step != self.step:  # also a new run that trained no step: it still leaves a resumable folder
-            self._evaluate_and_save()
         best = "none yet" if self.best is None else f"{self.best:.4g}"
         self._log(f"stopped at step {self.step}: {stop_reason}; best validation {self.config.data.metric} {best}")
         if self.pictures is not None:
@@ -555,9 +556,8 @@ def resume(folder: str | Path, progress: bool = True, max_steps: int | None = No
         raise AttendError(f"{folder}: no such model folder to resume")
     config = checkpoint.load_folder_config(folder)
     ckpt = checkpoint.latest_checkpoint(folder)
-    if ckpt is None and (folder / checkpoint.WEIGHTS).exists():  # an averaged model, or checkpoints deleted
-        raise AttendError(f"{folder}: has weights but no checkpoints/step-* to resume from; train a new run "
-                          "with 'attend train CONFIG'")
+    if ckpt is None:
+        _refuse_a_folder_that_is_not_a_stopped_run(folder)
     state = checkpoint.load_trainer_state(ckpt) if ckpt else None
     changes = {key: value for key, value in
                (("max_steps", max_steps), ("max_minutes", max_minutes), ("patience", patience)) if value is not None}
@@ -565,7 +565,7 @@ def resume(folder: str | Path, progress: bool = True, max_steps: int | None = No
     for key, value in changes.items():
         setattr(config.train, key, value)
     config.train.validate(f"{folder}: the changed settings")  # never write a config.yaml that cannot load
-    check_batch_budget(config)
+    check_batch_budget(config, str(folder / checkpoint.CONFIG))
     use_threads(config.train.threads)
     data = prepare(config, checkpoint.load_tokenizers(folder), checkpoint.load_vocabs(folder))
     trainer = Trainer(config, folder, data, progress)
@@ -581,11 +581,24 @@ def resume(folder: str | Path, progress: bool = True, max_steps: int | None = No
     return trainer.run()
 
 
-def check_batch_budget(config: Config) -> None:
+BEFORE_FIRST_CHECKPOINT = {checkpoint.CONFIG, checkpoint.VOCAB, checkpoint.TOKENIZERS, "src.spm", "tgt.spm",
+                           "train.log", "metrics.jsonl", "checkpoints", "pictures", "curves.png", "tensorboard"}
+
+
+def _refuse_a_folder_that_is_not_a_stopped_run(folder: Path) -> None:
+    """A folder without checkpoints starts over on --resume only when it holds no more than a run writes
+    before its first checkpoint; weights of any kind (an averaged model, a CTranslate2 export) are kept."""
+    other = sorted(p.name for p in folder.iterdir() if p.name not in BEFORE_FIRST_CHECKPOINT)
+    if other:
+        raise AttendError(f"{folder}: has no checkpoints/step-* to resume from, and holds {', '.join(other[:3])}: "
+                          "not a run stopped before its first checkpoint; train a new run with 'attend train CONFIG'")
+
+
+def check_batch_budget(config: Config, where: str = "the config") -> None:
     """The longest pair must fit the token budget: else it is a batch over the budget, which on a GPU runs
     out of memory long after the start. Checked when training starts, not when a model is loaded."""
     if config.train.batch_tokens < length_limit(config):
-        raise AttendError(f"train.batch_tokens={config.train.batch_tokens} is smaller than the longest pair "
+        raise AttendError(f"{where}: train.batch_tokens={config.train.batch_tokens} is smaller than the longest pair "
                           f"trained on ({length_limit(config)} tokens: data.max_len, at most model.max_positions); "
                           "raise train.batch_tokens or lower data.max_len")
 
@@ -600,7 +613,7 @@ def _refuse_spent_changes(state: dict | None, changes: dict) -> None:
         raise AttendError(f"--max-steps {changes['max_steps']} is not above step {step:,}, where this run "
                           "stands; give a larger one")
     if changes.get("max_minutes") and changes["max_minutes"] <= minutes:
-        raise AttendError(f"--max-minutes {changes['max_minutes']:g} is not above the {minutes:.1f} minutes this "
+        raise AttendError(f"--max-minutes {changes['max_minutes']:g} is not above the {minutes:.3g} minutes this "
                           "run has trained; give a larger one")
     if changes.get("patience") is not None and changes["patience"] <= bad_evals:
         raise AttendError(f"--patience {changes['patience']} is not above the {bad_evals} evaluations "

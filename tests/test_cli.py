@@ -415,6 +415,35 @@ def test_a_damaged_search_json_stops_only_what_needs_it(trained_folder, tmp_path
     folder = tmp_path / "m"
     shutil.copytree(trained_folder, folder)
     (folder / "search.json").write_text("{")
-    assert run(capsys, "translate", "-m", str(folder), "--beam", "3", "--alpha", "0.5", "a b")[0] == 0
+    for flags in (["--beam", "3", "--alpha", "0.5"], ["--beam", "1"], ["--sample", "--seed", "1"]):
+        assert run(capsys, "translate", "-m", str(folder), *flags, "a b")[0] == 0, flags
+    assert "search.json: damaged" in run(capsys, "translate", "-m", str(folder), "a b")[2]
     code, out, _ = run(capsys, "info", "-m", str(folder))
     assert code == 0 and "search.json: damaged" in out and "validation" in out  # the rest is still described
+
+
+def test_an_output_to_dev_stdout_redirected_into_the_input_is_refused(trained_folder, tmp_path):
+    (tmp_path / "in.txt").write_text("a b\nc d\n")
+    with open(tmp_path / "in.txt", "a") as appended:  # as `attend translate -i in.txt -o /dev/stdout >> in.txt`
+        result = subprocess.run([sys.executable, "-m", "attend", "translate", "-m", str(trained_folder), "-i",
+                                 str(tmp_path / "in.txt"), "-o", "/dev/stdout"], stdout=appended,
+                                stderr=subprocess.PIPE, text=True)
+    assert result.returncode == 1 and "which this command reads" in result.stderr
+    assert (tmp_path / "in.txt").read_text() == "a b\nc d\n"
+
+
+def test_ctrl_c_before_the_first_step_says_nothing_was_kept(tmp_path, capsys, monkeypatch):
+    from attend.train import Trainer
+
+    (tmp_path / "c.yaml").write_text("data: {recipe: copy, synthetic_size: 200}\n"
+                                     "model: {family: rnn, hidden_size: 32, embed_dim: 16}\n"
+                                     "train: {max_steps: 12, eval_every: 3, batch_tokens: 400}\n")
+    original = Trainer._epoch_batches
+
+    def ctrl_c_first(self):
+        os.kill(os.getpid(), signal.SIGINT)  # taken by the training loop's handler before its first step
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "_epoch_batches", ctrl_c_first)
+    code, out, _ = run(capsys, "train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "m"), "--quiet")
+    assert code == 130 and "nothing was trained" in out and not (tmp_path / "m").exists()

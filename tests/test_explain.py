@@ -171,6 +171,8 @@ def test_alignment_measures_monotonic_and_crossing_maps():
     stuck = alignment(np.tile([0.1, 0.7, 0.2], (4, 1)))  # every output step looks at the same source token
     assert "every step on one source token, 'b' (not aligned yet)" in stuck.describe(list("abc"), list("WXYZ"))
     assert "100% monotonic" in diagonal.describe(list("abcde"), list("ABCDE"))
+    one_word = alignment(np.array([[0.8, 0.1, 0.1], [0.6, 0.2, 0.2]]))  # "a" and </s>, both on the first token
+    assert "not aligned" not in one_word.describe(["a", "b", "</s>"], ["A", "</s>"])
 
 
 def test_every_family_gets_pictures_from_one_code_path(loaded, rnn_folders, tmp_path):

@@ -276,6 +276,8 @@ def test_a_folder_whose_run_was_killed_before_its_first_checkpoint_resumes_from_
     train(tiny_config(train={"max_steps": 4, "eval_every": 4}), folder, progress=False)
     for name in ("checkpoints", "model.safetensors", "meta.json"):  # as a SIGKILL before step 4 leaves it
         shutil.rmtree(folder / name) if name == "checkpoints" else (folder / name).unlink()
+    with pytest.raises(AttendError, match="no weights yet .* --resume .* trains it from the start"):
+        load_model(folder)  # what translate and info say of such a folder
     summary = resume(folder, progress=False)
     assert summary["step"] == 4 and (folder / "model.safetensors").is_file()
     assert "has no checkpoint yet" in (folder / "train.log").read_text()
@@ -423,7 +425,8 @@ def test_an_averaged_model_is_not_resumed_from_scratch(trained_folder, tmp_path)
 
     out, _ = average_checkpoints(trained_folder, tmp_path / "avg", last=2)
     weights = (out / "model.safetensors").read_bytes()
-    with pytest.raises(AttendError, match="has weights but no checkpoints/step-\\* to resume from"):
+    with pytest.raises(AttendError, match="has no checkpoints/step-\\* to resume from, and holds meta.json, "
+                                          "model.safetensors: not a run stopped"):
         resume(out, progress=False)
     assert (out / "model.safetensors").read_bytes() == weights
 

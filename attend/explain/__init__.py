@@ -83,8 +83,8 @@ def explain(models: list[LoadedModel], text: str, out: Path, animate: bool = Fal
     if out.exists() and not out.is_dir():
         raise AttendError(f"{out}: is a file; --out takes the folder the pictures go into")
     labels = unique_labels(models)
-    searches = [resolve_search(saved_search(m.path) if beam_size is None or alpha is None else {}, beam_size, alpha)
-                for m in models]
+    needed = beam_size is None or (alpha is None and beam_size > 1)  # what search.json could still say
+    searches = [resolve_search(saved_search(m.path) if needed else {}, beam_size, alpha) for m in models]
     result = Explained([trace(m, text, beam, model_alpha, top_k, label=label)
                         for m, (beam, model_alpha), label in zip(models, searches, labels)])
     make_folder(out)

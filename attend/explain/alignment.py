@@ -20,8 +20,9 @@ class Alignment:
 
     def describe(self, src_tokens: list[str], tgt_tokens: list[str]) -> str:
         pairs = " ".join(f"{t}<-{src_tokens[j]}" for t, j in zip(tgt_tokens, self.argmax))
-        if len(self.argmax) > 1 and len(src_tokens) > 1 and len(set(self.argmax)) == 1:  # not monotonic: stuck
-            order = f"every step on one source token, {src_tokens[self.argmax[0]]!r} (not aligned yet)"
+        words = self.argmax[:-1] if tgt_tokens and tgt_tokens[-1] == "</s>" else self.argmax  # </s> looks anywhere
+        if len(words) >= 3 and len(src_tokens) >= 3 and len(set(words)) == 1:  # not monotonic: stuck
+            order = f"every step on one source token, {src_tokens[words[0]]!r} (not aligned yet)"
         else:
             order = f"{self.monotonic:.0%} monotonic"
         return (f"alignment: {order}, mean entropy {self.entropy:.2f} nats "
