@@ -261,7 +261,9 @@ def cmd_train(args) -> int:
     config, folder = (None, args.resume) if args.resume else training_config(args)
     try:
         if args.resume:
-            summary = train.resume(folder, not args.quiet, args.max_steps, args.max_minutes, args.patience)
+            from attend.resume import resume
+
+            summary = resume(folder, not args.quiet, args.max_steps, args.max_minutes, args.patience)
         else:
             summary = train.train(config, folder, progress=not args.quiet)
         status = 0

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from attend import checkpoint
 from attend.checkpoint import LoadedModel
-from attend.config import Config, config_to_yaml, length_limit
+from attend.config import Config, length_limit
 from attend.data.batching import Skipped, bucket_batches, collate, encode_pairs
 from attend.data.tokenizers import Tokenizer, build_tokenizer
 from attend.data.vocab import PAD_ID, Vocab
@@ -228,7 +228,7 @@ class Trainer:
         start = self.started = time.time()
         # the budget counts the training time of every sitting, as max_steps counts every step
         deadline = start + 60 * t.max_minutes - self.seconds_before if t.max_minutes > 0 else float("inf")
-        self._say(f"training {self.config.model.family} on {self.device.type} in {self.precision}: "
+        self.say(f"training {self.config.model.family} on {self.device.type} in {self.precision}: "
                   f"{count_parameters(self.model):,} parameters, "
                   f"{len(self.data.examples):,} pairs ({self.data.skipped}), "
                   f"{len(self.valid):,} validation inputs ({self.valid_skipped}), "
@@ -376,7 +376,7 @@ class Trainer:
         if self.pictures is not None:
             self.pictures.after_validation(self.step, result, self.loaded())
         shown = ", ".join(f"{k} {v:.2f}" for k, v in result.items() if isinstance(v, float))
-        self._say(f"step {self.step}: validation {shown}{' (best so far)' if improved else ''}")
+        self.say(f"step {self.step}: validation {shown}{' (best so far)' if improved else ''}")
         return self.bad_evals >= self.config.train.patience
 
     def _save_unvalidated(self) -> None:
@@ -384,7 +384,7 @@ class Trainer:
         weights and the early-stopping count stay as the last validation left them."""
         checkpoint.save_training_state(self.folder, self.model, self._meta({}), self._trainer_state(),
                                        self.config.train.keep_last)
-        self._say(f"step {self.step}: saved a checkpoint without validating; 'attend train --resume "
+        self.say(f"step {self.step}: saved a checkpoint without validating; 'attend train --resume "
                   f"{self.folder}' goes on from here", always=True)
 
     @torch.no_grad()
@@ -438,9 +438,9 @@ class Trainer:
             random.setstate((3, tuple(state["python_rng"]), None))
         except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as e:
             raise AttendError(f"{checkpoint_dir}: training state does not match this model ({e})") from None
-        self._forget_metrics_after(self.step)
+        self.forget_metrics_after(self.step)
 
-    def _forget_metrics_after(self, step: int) -> None:
+    def forget_metrics_after(self, step: int) -> None:
         """Drop the records of steps after `step` from metrics.jsonl: an interrupted run logged them, and the
         resumed run logs them again, so curves would otherwise show those steps twice."""
         path = self.folder / "metrics.jsonl"
@@ -452,7 +452,7 @@ class Trainer:
             checkpoint.atomic_write(path, "".join(kept))
 
     # ----- reporting ----------------------------------------------------------------------------
-    def _say(self, message: str, always: bool = False) -> None:
+    def say(self, message: str, always: bool = False) -> None:
         """Into train.log, and onto the terminal when a progress bar is shown, or `always` (what a user must
         hear even with --quiet: a learning rate that jumps, a run that starts over, a checkpoint kept)."""
         self._log(message)
@@ -546,54 +546,6 @@ def train(config: Config, folder: str | Path, progress: bool = True) -> dict:
         return Trainer(config, folder, data, progress).run()
 
 
-def resume(folder: str | Path, progress: bool = True, max_steps: int | None = None,
-           max_minutes: float | None = None, patience: int | None = None) -> dict:
-    """Continue training a model folder from its latest checkpoint, or from the start when its run was killed
-    before the first one. Budgets and patience may be changed; the new values are kept in config.yaml, so that
-    a later plain resume trains to them. Interrupted, it raises as `train` does."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise AttendError(f"{folder}: no such model folder to resume")
-    config = checkpoint.load_folder_config(folder)
-    ckpt = checkpoint.latest_checkpoint(folder)
-    if ckpt is None:
-        _refuse_a_folder_that_is_not_a_stopped_run(folder)
-    state = checkpoint.load_trainer_state(ckpt) if ckpt else None
-    changes = {key: value for key, value in
-               (("max_steps", max_steps), ("max_minutes", max_minutes), ("patience", patience)) if value is not None}
-    _refuse_spent_changes(state, changes)
-    for key, value in changes.items():
-        setattr(config.train, key, value)
-    config.train.validate(f"{folder}: the changed settings")  # never write a config.yaml that cannot load
-    check_batch_budget(config, str(folder / checkpoint.CONFIG))
-    use_threads(config.train.threads)
-    data = prepare(config, checkpoint.load_tokenizers(folder), checkpoint.load_vocabs(folder))
-    trainer = Trainer(config, folder, data, progress)
-    if ckpt is None:
-        trainer._say(f"{folder} has no checkpoint yet (its run stopped before the first): training from step 0",
-                     always=True)
-        trainer._forget_metrics_after(0)
-    else:
-        trainer.restore(ckpt, state)
-    if changes:
-        checkpoint.atomic_write(folder / checkpoint.CONFIG, config_to_yaml(config))
-    _say_if_the_rate_moves(trainer)
-    return trainer.run()
-
-
-BEFORE_FIRST_CHECKPOINT = {checkpoint.CONFIG, checkpoint.VOCAB, checkpoint.TOKENIZERS, "src.spm", "tgt.spm",
-                           "train.log", "metrics.jsonl", "checkpoints", "pictures", "curves.png", "tensorboard"}
-
-
-def _refuse_a_folder_that_is_not_a_stopped_run(folder: Path) -> None:
-    """A folder without checkpoints starts over on --resume only when it holds no more than a run writes
-    before its first checkpoint; weights of any kind (an averaged model, a CTranslate2 export) are kept."""
-    other = sorted(p.name for p in folder.iterdir() if p.name not in BEFORE_FIRST_CHECKPOINT)
-    if other:
-        raise AttendError(f"{folder}: has no checkpoints/step-* to resume from, and holds {', '.join(other[:3])}: "
-                          "not a run stopped before its first checkpoint; train a new run with 'attend train CONFIG'")
-
-
 def check_batch_budget(config: Config, where: str = "the config") -> None:
     """The longest pair must fit the token budget: else it is a batch over the budget, which on a GPU runs
     out of memory long after the start. Checked when training starts, not when a model is loaded."""
@@ -601,23 +553,6 @@ def check_batch_budget(config: Config, where: str = "the config") -> None:
         raise AttendError(f"{where}: train.batch_tokens={config.train.batch_tokens} is smaller than the longest pair "
                           f"trained on ({length_limit(config)} tokens: data.max_len, at most model.max_positions); "
                           "raise train.batch_tokens or lower data.max_len")
-
-
-def _refuse_spent_changes(state: dict | None, changes: dict) -> None:
-    """A budget or patience given on resuming that the run has already used up would train nothing and
-    overwrite the run's own setting; refuse it, saying where the run stands (`state`: its trainer state)."""
-    if state is None:
-        return
-    step, bad_evals, minutes = state.get("step", 0), state.get("bad_evals", 0), state.get("train_seconds", 0.0) / 60
-    if changes.get("max_steps") is not None and changes["max_steps"] <= step:
-        raise AttendError(f"--max-steps {changes['max_steps']} is not above step {step:,}, where this run "
-                          "stands; give a larger one")
-    if changes.get("max_minutes") and changes["max_minutes"] <= minutes:
-        raise AttendError(f"--max-minutes {changes['max_minutes']:g} is not above the {minutes:.3g} minutes this "
-                          "run has trained; give a larger one")
-    if changes.get("patience") is not None and changes["patience"] <= bad_evals:
-        raise AttendError(f"--patience {changes['patience']} is not above the {bad_evals} evaluations "
-                          "without improvement this run has had; give a larger one")
 
 
 def _advice(stop_reason: str) -> str:
@@ -629,14 +564,3 @@ def _advice(stop_reason: str) -> str:
     if stop_reason == "max_steps":
         return "raise --max-steps to go on"
     return "train.max_epochs is spent; a new run with more epochs can go further"
-
-
-def _say_if_the_rate_moves(trainer: Trainer) -> None:
-    """A raised budget re-stretches the schedule over it (a warm restart of a cosine): say so, with both rates."""
-    t, scheduler = trainer.config.train, trainer.scheduler
-    before, peak = scheduler.get_last_lr()[0], scheduler.base_lrs[0]
-    after = peak * scheduler.lr_lambdas[0](trainer.step)  # the schedule's own rule, under the budgets now set
-    if abs(after - before) > 0.05 * peak:  # a twentieth of the peak: not the clock's drift near a cosine's end
-        budget = f"{t.max_minutes:g} minutes" if t.max_minutes > 0 else f"step {t.max_steps:,}"
-        trainer._say(f"resuming at step {trainer.step:,}: the {t.schedule} schedule now runs to {budget}, "
-                     f"so the learning rate goes from {before:.3g} to {after:.3g}", always=True)

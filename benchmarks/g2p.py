@@ -42,7 +42,8 @@ from attend.inference import SearchOptions, Translator  # noqa: E402
 from attend.models import count_parameters  # noqa: E402
 from attend.recipes import group_references  # noqa: E402
 from attend.recipes.g2p_cmudict import load as load_g2p_task, test_pairs  # noqa: E402
-from attend.train import resume, train  # noqa: E402
+from attend.resume import resume  # noqa: E402
+from attend.train import train  # noqa: E402
 from variants import (add_variant_args, best_or_averaged, check_variant_args, device_name,  # noqa: E402
                       reused_result)
 

@@ -18,7 +18,8 @@ from attend.errors import AttendError
 from attend.inference import Translator
 from attend.models import build_model
 from attend.recipes.synthetic import make_pairs
-from attend.train import Trainer, learning_rate_factor, prepare, resume, train
+from attend.resume import resume
+from attend.train import Trainer, learning_rate_factor, prepare, train
 from conftest import tiny_config
 
 
