@@ -437,3 +437,15 @@ def test_weights_that_diverge_between_log_lines_are_never_validated_as_best(tmp_
     with pytest.raises(AttendError, match="training diverged"):
         train(config, tmp_path / "m", progress=False)
     assert not (tmp_path / "m/model.safetensors").exists()
+
+
+def test_more_threads_than_processors_are_capped_with_a_note(capsys):
+    from attend.train import use_threads
+
+    before = torch.get_num_threads()
+    try:
+        use_threads(100_000)  # tens of thousands crash PyTorch's thread pool
+        assert torch.get_num_threads() == (os.cpu_count() or 1)
+        assert f"using {os.cpu_count() or 1}" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
