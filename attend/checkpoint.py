@@ -127,13 +127,26 @@ def atomic_text_writer(path: str | Path | None, keep: Iterable[str | Path | None
 
 
 def _open_descriptor(path: Path) -> int | None:
-    """The descriptor that /dev/stdout, /dev/stderr, /dev/fd/N or /proc/self/fd/N names: opening such a name
-    anew would truncate a file the shell redirected to, or renaming over it would replace that file."""
+    """The descriptor that /dev/stdout, /dev/stderr, /dev/fd/N or /proc/self/fd/N names, also through a link
+    or as the file standard output or error goes to: opening such a name anew would truncate a file the shell
+    redirected to, or renaming over it would replace that file."""
+    name = Path(os.path.normpath(path))
     named = {"/dev/stdout": 1, "/dev/stderr": 2}
-    if str(path) in named:
-        return named[str(path)]
-    if str(path.parent) in ("/dev/fd", "/proc/self/fd") and path.name.isdigit():
-        return int(path.name)
+    if str(name) in named:
+        return named[str(name)]
+    if str(name.parent) in ("/dev/fd", "/proc/self/fd") and name.name.isdigit():
+        return int(name.name)
+    try:
+        target = os.stat(path)
+    except OSError:
+        return None
+    for descriptor in (1, 2):
+        try:
+            held = os.fstat(descriptor)
+        except OSError:
+            continue
+        if (held.st_dev, held.st_ino) == (target.st_dev, target.st_ino):
+            return descriptor
     return None
 
 
@@ -145,7 +158,8 @@ def refuse_an_input(output: str | Path, keep: Iterable[str | Path | None]) -> No
         if given.is_dir() and output.is_relative_to(Path(os.path.realpath(given))):
             raise AttendError(f"{output}: lies in the model folder {given}; choose an --output elsewhere")
         if given.is_file() and output.exists() and os.path.samefile(output, given):
-            raise AttendError(f"{output}: is {given}, which this command reads; choose another --output")
+            what = "standard input" if str(given) == "/proc/self/fd/0" else given
+            raise AttendError(f"{output}: is {what}, which this command reads; choose another --output")
 
 
 def _temporary_beside(path: Path) -> tuple[int, str]:
@@ -180,13 +194,40 @@ def new_run_folder(folder: Path):
     existed = folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        yield folder
+        with run_lock(folder):
+            yield folder
     except BaseException:
         if not any((folder / "checkpoints").glob("step-*")):
-            shutil.rmtree(folder, ignore_errors=True)
-            if existed:
-                folder.mkdir()
+            if existed:  # emptied, not replaced: a link, ".", and the folder's own permissions stay
+                for child in folder.iterdir():
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path):
+    """Hold `folder` for one training run: a second `attend train` or `--resume` into it while the first runs
+    is refused, since both would write its checkpoints and logs. The lock is the system's (flock on the
+    folder itself), so it ends with the process, however that ends; where there is none (Windows), no lock."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AttendError(f"{folder}: another attend train is running in it; wait for it, or stop it first") from None
+        yield
+    finally:
+        os.close(handle)
 
 
 @contextlib.contextmanager

@@ -270,7 +270,8 @@ def cmd_train(args) -> int:
     except train.TrainingInterrupted as stopped:
         summary, status = stopped.summary, 130  # a shell's status for a stop by Ctrl-C
         if not any(Path(folder, "checkpoints").glob("step-*")):  # stopped before its first step: nothing kept
-            print(f"interrupted before the first step; nothing was trained, and {folder} was left as it was found")
+            left = "" if args.resume else f", and {folder} was left as it was found"
+            print(f"interrupted before the first step; nothing was trained{left}")
             return status
     best = "none yet" if summary["best"] is None else f"{summary['best']:.2f}"
     print(f"stopped at step {summary['step']} ({summary['stop_reason']}) after {summary['minutes']:.1f} min; "
@@ -317,7 +318,7 @@ def cmd_translate(args) -> int:
 
         bar = tqdm(total=total, desc="translating", unit="line", dynamic_ncols=True)
     nbest = args.nbest > 1
-    with atomic_text_writer(args.output, keep=[args.input, args.model]) as write:
+    with atomic_text_writer(args.output, keep=[args.input, args.model, stdin_file(source)]) as write:
         for i, outs in enumerate(translator.translate_stream(lines, source, progress=bar.update if bar else None)):
             write("".join(f"{i}\t{o.score:.4f}\t{o.text}\n" for o in outs) if nbest else outs[0].text + "\n")
     if bar is not None:
@@ -544,6 +545,18 @@ def input_stream(args):
         from attend.data.corpus import decode_line
 
         return (decode_line(line.rstrip(b"\n"), "stdin", n) for n, line in enumerate(sys.stdin.buffer, 1)), "stdin", None
+
+
+def stdin_file(source: str) -> str | None:
+    """The file behind standard input when translate reads it (`< file`), which an --output must not replace."""
+    import stat
+
+    try:
+        if source == "stdin" and stat.S_ISREG(os.fstat(0).st_mode) and os.path.exists("/proc/self/fd/0"):
+            return "/proc/self/fd/0"
+    except OSError:
+        pass
+    return None
 
 
 def check_utf8(texts: list[str]) -> None:

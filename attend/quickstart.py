@@ -37,8 +37,10 @@ def run(out: Path, minutes: float | None = None, progress: bool = True, beam: in
     from attend.recipes.g2p_cmudict import test_pairs
     from attend.recipes import group_references
 
-    require_new_folder(out, f"use it with 'attend translate --model {out}', or pass --out NEW_DIR to train "
-                            "another")
+    interrupted = any((out / "checkpoints").glob("step-*")) and not (out / "model.safetensors").exists()
+    require_new_folder(out, f"'attend train --resume {out}' finishes its interrupted training, or pass --out "
+                            "NEW_DIR to train another" if interrupted else
+                            f"use it with 'attend translate --model {out}', or pass --out NEW_DIR to train another")
     SearchOptions(beam_size=beam).check()  # before minutes of training, not after them
     config = default_config()
     if minutes is not None:

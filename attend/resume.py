@@ -24,6 +24,12 @@ def resume(folder: str | Path, progress: bool = True, max_steps: int | None = No
     folder = Path(folder)
     if not folder.is_dir():
         raise AttendError(f"{folder}: no such model folder to resume")
+    with checkpoint.run_lock(folder):
+        return _resume(folder, progress, max_steps, max_minutes, patience)
+
+
+def _resume(folder: Path, progress: bool, max_steps: int | None, max_minutes: float | None,
+            patience: int | None) -> dict:
     config = checkpoint.load_folder_config(folder)
     ckpt = checkpoint.latest_checkpoint(folder)
     if ckpt is None:
@@ -77,8 +83,8 @@ def _refuse_spent_changes(state: dict | None, changes: dict) -> None:
         raise AttendError(f"--max-minutes {changes['max_minutes']:g} is not above the {minutes:.3g} minutes this "
                           "run has trained; give a larger one")
     if changes.get("patience") is not None and changes["patience"] <= bad_evals:
-        raise AttendError(f"--patience {changes['patience']} is not above the {bad_evals} evaluations "
-                          "without improvement this run has had; give a larger one")
+        raise AttendError(f"--patience {changes['patience']} is not above the {bad_evals} evaluation"
+                          f"{'s' * (bad_evals != 1)} without improvement this run has had; give a larger one")
 
 
 def _say_if_the_rate_moves(trainer: Trainer) -> None:

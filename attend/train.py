@@ -162,8 +162,8 @@ class StopRequest:
         if self.signal is not None:
             raise KeyboardInterrupt
         self.signal = signal.Signals(signum).name
-        print(f"\nattend: {self.signal}: stopping after this step to save a checkpoint (again to stop at once)",
-              file=sys.stderr, flush=True)
+        print(f"\nattend: {self.signal}: stopping after the step in progress, keeping what was trained (again to "
+              "stop at once)", file=sys.stderr, flush=True)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -198,6 +198,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: learning_rate_factor(s, t, self._time_fraction()))
         self.best, self.bad_evals = None, 0
+        self.validated_on_disk = True  # False when the checkpoint restored was saved without validation
         limit = length_limit(config)
         self.valid_skipped = Skipped()
         fits = []
@@ -238,15 +239,14 @@ class Trainer:
             stop_reason, last_eval_step = self._loop(stop, bar, start, deadline)
             if bar is not None:
                 bar.close()
-            if stop.signal is not None:
+            interrupted = stop_reason.startswith("interrupted")  # the loop was cut short, not ended
+            if interrupted:
                 if last_eval_step != self.step and self.step != first_step:  # else the one on disk is this one
                     self._save_unvalidated()
-            elif self.step == first_step > 0:  # a resumed run with nothing left: its checkpoint is already scored
+            elif self.step == first_step > 0 and self.validated_on_disk:  # a resumed run with nothing left
                 stop_reason = f"nothing left to train: {stop_reason}; {_advice(stop_reason)}"
             elif last_eval_step != self.step:  # also a new run that trained no step: it leaves a resumable folder
                 self._evaluate_and_save()
-        if stop.signal is not None:
-            stop_reason = f"interrupted by {stop.signal}"
         best = "none yet" if self.best is None else f"{self.best:.4g}"
         self._log(f"stopped at step {self.step}: {stop_reason}; best validation {self.config.data.metric} {best}")
         if self.pictures is not None:
@@ -254,7 +254,7 @@ class Trainer:
         summary = {"step": self.step, "epoch": self.epoch, "stop_reason": stop_reason, "best": self.best,
                    "metric": self.config.data.metric, "minutes": (time.time() - start) / 60,
                    "train_seconds": self.train_seconds()}
-        if stop.signal is not None:
+        if interrupted:
             raise TrainingInterrupted(summary)
         return summary
 
@@ -265,6 +265,7 @@ class Trainer:
         window, stop_reason = LogWindow(), "max_steps"
         while self.step < t.max_steps:
             if stop.signal is not None:
+                stop_reason = f"interrupted by {stop.signal}"
                 break
             if time.time() > deadline:  # checked first, so a resumed run whose budget is spent trains no step
                 stop_reason = f"time budget of {t.max_minutes:g} minute{'s' * (t.max_minutes != 1)}"
@@ -421,6 +422,7 @@ class Trainer:
         (`state`: its trainer state, when already read)."""
         meta = checkpoint.read_json(checkpoint_dir / checkpoint.META)
         checkpoint.load_weights(self.model, checkpoint_dir / checkpoint.WEIGHTS, meta.get("sha256"))
+        self.validated_on_disk = bool(meta.get("valid"))  # a Ctrl-C checkpoint is validated when the run ends
         state = state if state is not None else checkpoint.load_trainer_state(checkpoint_dir)
         try:
             self.optimizer.load_state_dict(state["optimizer"])

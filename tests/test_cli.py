@@ -447,3 +447,18 @@ def test_ctrl_c_before_the_first_step_says_nothing_was_kept(tmp_path, capsys, mo
     monkeypatch.setattr(Trainer, "_epoch_batches", ctrl_c_first)
     code, out, _ = run(capsys, "train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "m"), "--quiet")
     assert code == 130 and "nothing was trained" in out and not (tmp_path / "m").exists()
+
+
+def test_an_output_never_replaces_the_file_behind_standard_input_or_through_a_link_to_stdout(trained_folder, tmp_path):
+    (tmp_path / "in.txt").write_text("a b\n")
+    with open(tmp_path / "in.txt") as given:  # as `attend translate -m M -o in.txt < in.txt`
+        result = subprocess.run([sys.executable, "-m", "attend", "translate", "-m", str(trained_folder), "-o",
+                                 str(tmp_path / "in.txt")], stdin=given, capture_output=True, text=True)
+    assert result.returncode == 1 and "is standard input, which this command reads" in result.stderr
+    assert (tmp_path / "in.txt").read_text() == "a b\n"
+    (tmp_path / "out").symlink_to("/dev/stdout")
+    (tmp_path / "log.txt").write_text("earlier line\n")
+    with open(tmp_path / "log.txt", "a") as appended:  # `-o out >> log.txt`, out a link to /dev/stdout
+        subprocess.run([sys.executable, "-m", "attend", "translate", "-m", str(trained_folder), "a b", "-o",
+                        str(tmp_path / "out")], stdout=appended, check=True)
+    assert (tmp_path / "log.txt").read_text().startswith("earlier line\n")

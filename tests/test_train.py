@@ -266,7 +266,7 @@ def test_a_run_that_stopped_early_resumes_only_with_more_patience(tmp_path):
     again = resume(folder, progress=False)  # trains nothing, and so pushes out no checkpoint
     assert again["step"] == 4 and "raise --patience to go on" in again["stop_reason"]
     assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == kept
-    with pytest.raises(AttendError, match="--patience 1 is not above the 1 evaluations without improvement"):
+    with pytest.raises(AttendError, match="--patience 1 is not above the 1 evaluation without improvement"):
         resume(folder, progress=False, patience=1)
     more = resume(folder, progress=False, patience=3)
     assert more["step"] == 8 and more["stop_reason"] == "no improvement in 3 evaluations"
@@ -449,3 +449,44 @@ def test_more_threads_than_processors_are_capped_with_a_note(capsys):
         assert f"using {os.cpu_count() or 1}" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_checkpoint_saved_without_validation_is_validated_when_a_resumed_run_has_nothing_left(tmp_path, monkeypatch):
+    original = Trainer._train_step
+
+    def step_then_ctrl_c(self, batch):
+        loss = original(self, batch)
+        if self.step == 7:
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss
+
+    monkeypatch.setattr(Trainer, "_train_step", step_then_ctrl_c)
+    config = tiny_config(train={"max_steps": 100, "eval_every": 50})
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "m", progress=False)
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    config.train.max_steps = 7  # as if the step or time budget had run out with that interrupted step
+    trainer = Trainer(config, tmp_path / "m", prepare(config), progress=False)
+    trainer.restore(tmp_path / "m/checkpoints/step-00000007")
+    summary = trainer.run()
+    assert summary["step"] == 7 and not summary["stop_reason"].startswith("nothing left")
+    assert load_model(tmp_path / "m").meta["step"] == 7  # validated, and so the model's weights
+
+
+def test_one_folder_takes_one_run_at_a_time(trained_folder, tmp_path):
+    from attend.checkpoint import run_lock
+
+    folder = tmp_path / "m"
+    shutil.copytree(trained_folder, folder)
+    with run_lock(folder):  # as a run in progress holds it
+        with pytest.raises(AttendError, match="another attend train is running in it"):
+            resume(folder, progress=False, max_steps=200)
+    assert resume(folder, progress=False, max_steps=151)["step"] == 151
+
+
+def test_a_failed_run_into_a_linked_folder_leaves_the_link_and_an_empty_folder(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(AttendError, match="fp16 needs a GPU"):
+        train(tiny_config(train={"precision": "fp16"}), tmp_path / "link", progress=False)
+    assert (tmp_path / "link").is_symlink() and list((tmp_path / "real").iterdir()) == []
