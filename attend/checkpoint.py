@@ -225,6 +225,8 @@ def run_lock(folder: Path):
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise AttendError(f"{folder}: another attend train is running in it; wait for it, or stop it first") from None
+        except OSError:  # a file system without locks on folders (some NFS mounts): train unguarded, as before
+            pass
         yield
     finally:
         os.close(handle)
