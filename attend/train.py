@@ -230,10 +230,10 @@ class Trainer:
         # the budget counts the training time of every sitting, as max_steps counts every step
         deadline = start + 60 * t.max_minutes - self.seconds_before if t.max_minutes > 0 else float("inf")
         self.say(f"training {self.config.model.family} on {self.device.type} in {self.precision}: "
-                  f"{count_parameters(self.model):,} parameters, "
-                  f"{len(self.data.examples):,} pairs ({self.data.skipped}), "
-                  f"{len(self.valid):,} validation inputs ({self.valid_skipped}), "
-                  f"from step {self.step}")
+                 f"{count_parameters(self.model):,} parameters, "
+                 f"{len(self.data.examples):,} pairs ({self.data.skipped}), "
+                 f"{len(self.valid):,} validation inputs ({self.valid_skipped}), "
+                 f"from step {self.step}")
         bar, first_step = self._progress_bar(), self.step
         with StopRequest() as stop:  # the last checkpoint is saved under it too: a first Ctrl-C there waits for it
             stop_reason, last_eval_step = self._loop(stop, bar, start, deadline)
@@ -386,7 +386,7 @@ class Trainer:
         checkpoint.save_training_state(self.folder, self.model, self._meta({}), self._trainer_state(),
                                        self.config.train.keep_last)
         self.say(f"step {self.step}: saved a checkpoint without validating; 'attend train --resume "
-                  f"{self.folder}' goes on from here", always=True)
+                 f"{self.folder}' goes on from here", always=True)
 
     @torch.no_grad()
     def _validation_loss(self) -> float:
