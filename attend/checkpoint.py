@@ -480,8 +480,8 @@ def load_model(folder: str | Path, weights_from: Path | None = None) -> LoadedMo
     if (folder / "model.bin").exists() and not (folder / META).exists():
         raise AttendError(f"{folder}: a CTranslate2 export, not an attend model folder; run it with "
                           f"'attend translate --engine ctranslate2 -m {folder}'")
-    newest = latest_checkpoint(folder)
     if weights_from is None and not (folder / WEIGHTS).exists() and (folder / CONFIG).exists():
+        newest = latest_checkpoint(folder)
         if newest is None:
             raise AttendError(f"{folder}: no weights yet (its run stopped before its first checkpoint); "
                               f"'attend train --resume {folder}' trains it from the start")

@@ -205,7 +205,8 @@ class CTranslate2Translator:
         config = load_folder_config(self.folder)
         self.limit = sequence_limit(config)  # longest input (and output) in tokens, as in attend
         self.src_tokenizer, self.tgt_tokenizer = load_tokenizers(self.folder)
-        self.unseen = UnseenInputs(load_vocabs(self.folder)[0], self.src_tokenizer.kind)
+        self.src_vocab = load_vocabs(self.folder)[0]  # CT2 looks tokens up itself; this finds the unseen ones
+        self.unseen = UnseenInputs(self.src_tokenizer.kind)
         try:
             self.translator = ctranslate2.Translator(str(self.folder), device=device or "auto",
                                                      compute_type=compute_type, intra_threads=threads)
@@ -231,7 +232,7 @@ class CTranslate2Translator:
         for number, line in enumerate(lines, first_line):
             line_tokens = check_length(self.src_tokenizer.encode(line), self.limit, source, number,
                                        self.options.truncate)
-            self.unseen.check(line_tokens, source, number)
+            self.unseen.check(self.src_vocab.encode(line_tokens), source, number)
             tokens.append([UNK if t in (PAD, BOS, EOS) else t for t in line_tokens])
         return tokens
 

@@ -16,7 +16,7 @@ import torch
 from attend.checkpoint import LoadedModel
 from attend.config import MAX_SEED, sequence_limit
 from attend.data.batching import encode_source, pad
-from attend.data.vocab import PAD_ID, UNK_ID, Vocab
+from attend.data.vocab import PAD_ID, UNK_ID
 from attend.device import pick_device
 from attend.errors import AttendError
 from attend.search import beam_search, greedy, output_limits, sample, valid_alpha
@@ -82,12 +82,13 @@ class UnseenInputs:
     """Counts the input lines that hold tokens the vocabulary lacks (a model reads them as <unk>), so that one
     note at the end tells the user why such outputs may be poor, and where the first such line is."""
 
-    def __init__(self, vocab: Vocab, tokenizer_kind: str):
-        self.vocab, self.lines, self.first = vocab, 0, None
+    def __init__(self, tokenizer_kind: str):
+        self.lines, self.first = 0, None
         self.what = "words" if tokenizer_kind == "word" else "characters"  # what a subword model lacks is a character
 
-    def check(self, tokens: list[str], source: str, number: int) -> None:
-        if UNK_ID in self.vocab.encode(tokens):
+    def check(self, ids: list[int], source: str, number: int) -> None:
+        """`ids`: input line `number` as the vocabulary encoded it."""
+        if UNK_ID in ids:
             self.lines += 1
             self.first = self.first or f"{source}:{number}"
 
@@ -149,15 +150,15 @@ class Translator:
                 raise AttendError("--int8 quantizes for the CPU; leave it out on a GPU")
             self.model = quantize_int8(loaded.model)
         self.limit = sequence_limit(loaded.config)  # longest input (and output) in tokens
-        self.unseen = UnseenInputs(loaded.src_vocab, loaded.src_tokenizer.kind)
+        self.unseen = UnseenInputs(loaded.src_tokenizer.kind)
 
     def encode_inputs(self, lines: list[str], source: str, first_line: int = 1) -> list[list[int]]:
         ids = []
         for number, line in enumerate(lines, first_line):
             tokens = check_length(self.loaded.src_tokenizer.encode(line), self.limit, source, number,
                                   self.options.truncate)
-            self.unseen.check(tokens, source, number)
             ids.append(encode_source(tokens, self.loaded.src_vocab) if tokens else [])
+            self.unseen.check(ids[-1], source, number)
         return ids
 
     def translate_stream(self, lines: Iterable[str], source: str = "input", chunk_lines: int = 10000,
